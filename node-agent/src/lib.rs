@@ -1,1 +1,3 @@
-//! (filled in by its owner)
+//! rookery-agent: the node side. Speaks rookery-proto over stdin/stdout.
+
+pub mod prepare;

@@ -1,1 +1,7 @@
-//! (filled in by its owner)
+//! The `rookery` runner: command-line front end over the inventory, transport, playbook and
+//! stack crates. Each subcommand lives in `commands/<name>.rs` with its own clap `Args`.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod output;

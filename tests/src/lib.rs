@@ -1,1 +1,7 @@
-//! (filled in by its owner)
+//! Harnesses for the end-to-end tests: real sshd servers, loop devices, QEMU guests, and the
+//! built `rookery` / `rookery-agent` binaries. Each harness cleans up in `Drop` and prints the
+//! exact commands a human must run if cleanup fails.
+
+pub mod bins;
+pub mod require;
+pub mod sshd;

@@ -1,0 +1,1 @@
+//! Device selection and preparation plans (owned by the device-preparation work, issue 4).

@@ -1,0 +1,57 @@
+//! Paths of the binaries under test. `cargo xtask test` builds them first and exports
+//! `ROOKERY_BIN` and `ROOKERY_AGENT_BIN`; otherwise the usual target paths are tried.
+
+use std::path::PathBuf;
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The `rookery` runner binary.
+pub fn rookery() -> PathBuf {
+    if let Some(p) = std::env::var_os("ROOKERY_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = target_dir().join("debug/rookery");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo xtask test` (or `cargo build -p rookery`) first",
+        p.display()
+    );
+    p
+}
+
+/// The static `rookery-agent` binary (what gets uploaded to hosts).
+pub fn agent() -> PathBuf {
+    if let Some(p) = std::env::var_os("ROOKERY_AGENT_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = target_dir().join("x86_64-unknown-linux-gnu/agent/rookery-agent");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo xtask agent` first",
+        p.display()
+    );
+    p
+}
+
+/// The repository root (for inventories/, playbooks/, ...).
+pub fn repo_root() -> PathBuf {
+    workspace_root()
+}
+
+/// `../shared` beside the repository (upstream manifests, notes). `ROOKERY_SHARED` overrides.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ROOKERY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared"))
+}

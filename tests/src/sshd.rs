@@ -1,0 +1,1 @@
+//! Real OpenSSH sshd servers on loopback ports (owned by the transport work).
