@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine (run as root).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  # real SSH hosts and become
+  openssh-server openssh-client sudo
+  # loop-device fixtures: partition tables, filesystems, LVM
+  util-linux fdisk gdisk parted e2fsprogs xfsprogs btrfs-progs dosfstools lvm2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all ${#packages[@]} packages present"
+fi
