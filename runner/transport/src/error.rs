@@ -1,0 +1,221 @@
+//! Errors of connecting to a host and of talking to its agent. Each variant names the host and
+//! the object that failed; `hint()` says what the user can do about it. Secrets (passwords,
+//! passphrases) never appear here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rookery_proto::AgentError;
+
+/// Failure to get a working agent on a host. In recap terms every one of these makes the host
+/// *unreachable*: nothing was done on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "{host}: host key is not known (SHA256 fingerprint {fingerprint}; checked {})",
+        display_paths(checked)
+    )]
+    HostKeyUnknown {
+        host: String,
+        fingerprint: String,
+        checked: Vec<PathBuf>,
+    },
+    #[error(
+        "{host}: HOST KEY CHANGED: {known_hosts_line} expects {expected_fingerprint}, \
+         the host offered {actual_fingerprint} (possible man-in-the-middle attack)"
+    )]
+    HostKeyChanged {
+        host: String,
+        expected_fingerprint: String,
+        actual_fingerprint: String,
+        /// `file:line` of the known_hosts entry that no longer matches.
+        known_hosts_line: String,
+    },
+    #[error("{host}: cannot read or update known_hosts file {path}")]
+    KnownHosts {
+        host: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host}: authentication as user {user:?} failed (tried: {})", if tried.is_empty() { "no credentials available".to_string() } else { tried.join(", ") })]
+    AuthFailed {
+        host: String,
+        user: String,
+        tried: Vec<String>,
+    },
+    #[error("{host}: cannot use private key {path}: {detail}")]
+    Key {
+        host: String,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error("{host}: connection to {addr} refused")]
+    Refused {
+        host: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host}: cannot reach {addr}")]
+    Unreachable {
+        host: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host}: {what} timed out after {}s", after.as_secs_f32())]
+    Timeout {
+        host: String,
+        what: String,
+        after: Duration,
+    },
+    #[error("{host}: SSH session failed during {stage}")]
+    Ssh {
+        host: String,
+        stage: &'static str,
+        #[source]
+        source: russh::Error,
+    },
+    #[error("{host}: bad SSH settings: {detail}")]
+    Config { host: String, detail: String },
+    #[error("{host}: uploading the agent to {path} failed: {detail}")]
+    AgentUpload {
+        host: String,
+        path: String,
+        detail: String,
+    },
+    #[error("{host}: the agent did not start: {detail}")]
+    AgentStart { host: String, detail: String },
+    #[error("{host}: become (sudo) failed: {detail}")]
+    BecomeFailed { host: String, detail: String },
+    #[error("{host}: cannot start the agent locally ({program})")]
+    Spawn {
+        host: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host}: the agent's handshake failed")]
+    Handshake {
+        host: String,
+        #[source]
+        source: SessionError,
+    },
+}
+
+fn display_paths(p: &[PathBuf]) -> String {
+    if p.is_empty() {
+        return "no known_hosts file".into();
+    }
+    p.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ConnectError {
+    /// Everything before the agent answered Hello counts as unreachable (nothing ran there).
+    pub fn is_unreachable(&self) -> bool {
+        true
+    }
+
+    /// The host this error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            ConnectError::HostKeyUnknown { host, .. }
+            | ConnectError::HostKeyChanged { host, .. }
+            | ConnectError::KnownHosts { host, .. }
+            | ConnectError::AuthFailed { host, .. }
+            | ConnectError::Key { host, .. }
+            | ConnectError::Refused { host, .. }
+            | ConnectError::Unreachable { host, .. }
+            | ConnectError::Timeout { host, .. }
+            | ConnectError::Ssh { host, .. }
+            | ConnectError::Config { host, .. }
+            | ConnectError::AgentUpload { host, .. }
+            | ConnectError::AgentStart { host, .. }
+            | ConnectError::BecomeFailed { host, .. }
+            | ConnectError::Spawn { host, .. }
+            | ConnectError::Handshake { host, .. } => host,
+        }
+    }
+
+    /// What the user can do about it, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConnectError::HostKeyUnknown { .. } => Some(
+                "verify the fingerprint out of band, then rerun with --accept-new-host-keys \
+                 (records it), or add it with `ssh-keyscan`"
+                    .into(),
+            ),
+            ConnectError::HostKeyChanged {
+                known_hosts_line, ..
+            } => Some(format!(
+                "if the host was really reinstalled, remove the old entry at {known_hosts_line} \
+                 (`ssh-keygen -R HOST`) and verify the new fingerprint before accepting it"
+            )),
+            ConnectError::AuthFailed { .. } => Some(
+                "check ansible_user and ansible_ssh_private_key_file, that the key is in the \
+                 user's ~/.ssh/authorized_keys, or that ssh-agent holds it (ssh-add -l)"
+                    .into(),
+            ),
+            ConnectError::Key { .. } => Some(
+                "for an encrypted key set ROOKERY_SSH_PASSPHRASE or run on a terminal to be \
+                 prompted"
+                    .into(),
+            ),
+            ConnectError::Refused { .. } => {
+                Some("is sshd running there, and is ansible_port right?".into())
+            }
+            ConnectError::Timeout { what, .. } if what.contains("connect") => Some(
+                "the host may be down or firewalled; raise --connect-timeout for slow links".into(),
+            ),
+            ConnectError::Timeout { .. } => Some("raise --timeout for slow hosts".into()),
+            ConnectError::BecomeFailed { .. } => Some(
+                "set ansible_become_password (or --ask-become-pass), or allow the agent path \
+                 in sudoers with NOPASSWD"
+                    .into(),
+            ),
+            ConnectError::AgentStart { detail, .. } if detail.contains("exit code 126") => Some(
+                "the agent's directory may be on a noexec mount; set XDG_CACHE_HOME on the \
+                 node to an exec-able place"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Failure of one request on an established agent session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{host}: {op} request timed out after {}s", after.as_secs_f32())]
+    Timeout {
+        host: String,
+        op: &'static str,
+        after: Duration,
+    },
+    #[error("{host}: the agent connection closed{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Closed { host: String, detail: String },
+    #[error("{host}: writing to the agent failed")]
+    Write {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{host}: protocol error: {detail}")]
+    Protocol { host: String, detail: String },
+    #[error("{host}: the agent speaks protocol version {agent}, this runner speaks {runner}")]
+    VersionMismatch {
+        host: String,
+        agent: u32,
+        runner: u32,
+    },
+    #[error("{host}: the agent refused {op}: {} ({:?})", error.message, error.code)]
+    Agent {
+        host: String,
+        op: &'static str,
+        error: AgentError,
+    },
+}
