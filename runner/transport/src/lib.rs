@@ -13,6 +13,7 @@ mod agent_binary;
 mod error;
 mod local;
 mod session;
+mod ssh;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,11 +100,13 @@ impl ConnectOptions {
 /// Opens agent sessions to hosts. One per run; shared by all host tasks.
 pub struct Connector {
     opts: ConnectOptions,
+    ssh: ssh::SshState,
 }
 
 impl Connector {
     pub fn new(opts: ConnectOptions) -> Self {
-        Connector { opts }
+        let ssh = ssh::SshState::new(&opts);
+        Connector { opts, ssh }
     }
 
     pub fn options(&self) -> &ConnectOptions {
@@ -118,10 +121,7 @@ impl Connector {
     ) -> Result<AgentSession, ConnectError> {
         match spec.kind {
             ConnectionKind::Local => local::connect(host_name, spec, &self.opts).await,
-            ConnectionKind::Ssh => Err(ConnectError::Config {
-                host: host_name.to_string(),
-                detail: "the SSH transport is not built yet".into(),
-            }),
+            ConnectionKind::Ssh => ssh::connect(&self.ssh, host_name, spec, &self.opts).await,
         }
     }
 }

@@ -1,0 +1,292 @@
+//! Getting the agent running over SSH: the one-exec hot path (verify the cached, sha256-named
+//! binary and `exec` it, or `exit 86`), and the upload on a second channel when it is missing
+//! or corrupt. The agent lives in `/var/lib/rookery` for root logins and in the user's
+//! `${XDG_CACHE_HOME:-$HOME/.cache}/rookery` otherwise, in a directory created 0700 and owned
+//! by the login user (checked with `test -O`), so nobody else can swap the binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use russh::client::Handle;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::session::{AgentProcess, Backing, BoxFuture, ExitInfo};
+
+/// How the bootstrap starts the agent.
+#[derive(Debug, Clone)]
+pub(crate) enum BecomeMode {
+    /// As the login user.
+    None,
+    /// Root via sudo, unless the login user is root already. `prompt` = `sudo -S -p PROMPT`
+    /// (a password will be written to stdin); None = `sudo -n`.
+    Sudo {
+        prompt: Option<String>,
+        user: Option<String>,
+    },
+}
+
+/// Sets `$H`, `$d` (private directory), `$p` (agent path) and `$R` (non-empty for root).
+fn locate(sha: &str) -> String {
+    format!(
+        "H={sha}; if [ \"$(id -u)\" = 0 ]; then d=/var/lib/rookery; R=1; \
+         else d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/rookery\"; R=; fi; p=\"$d/agent-$H\"; "
+    )
+}
+
+/// Single-quote for sh.
+fn sq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The hot path: one exec, no upload. Exits 86 when the agent must be uploaded.
+pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
+    let serve = "\"$p\" serve --expect-sha256 \"$H\"";
+    let exec = match become_ {
+        BecomeMode::None => format!("exec {serve}"),
+        BecomeMode::Sudo { prompt, user } => {
+            let how = match prompt {
+                Some(p) => format!("-S -p {}", sq(p)),
+                None => "-n".to_string(),
+            };
+            let sudo = match user {
+                Some(u) => format!("exec sudo {how} -u {} -- {serve}", sq(u)),
+                None => format!("exec sudo {how} -- {serve}"),
+            };
+            if user.is_some() {
+                sudo
+            } else {
+                format!("if [ -n \"$R\" ]; then exec {serve}; else {sudo}; fi")
+            }
+        }
+    };
+    format!(
+        "{}if [ -O \"$d\" ] && [ -x \"$p\" ] && {{ ! command -v sha256sum >/dev/null 2>&1 || \
+         echo \"$H  $p\" | sha256sum -c --status >/dev/null 2>&1; }}; then {exec}; fi; exit {}",
+        locate(sha),
+        rookery_proto::EXIT_NEED_UPLOAD
+    )
+}
+
+/// Writes stdin to a temp file beside the target, verifies it, and renames it into place.
+pub(crate) fn upload_script(sha: &str) -> String {
+    format!(
+        "{}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
+         {{ echo \"rookery: cannot create the private directory $d\" >&2; exit 1; }}; \
+         t=\"$p.tmp.$$\"; cat > \"$t\" || {{ rm -f \"$t\"; exit 1; }}; \
+         if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c --status >/dev/null 2>&1; \
+         then echo \"rookery: checksum mismatch after upload to $t\" >&2; rm -f \"$t\"; exit 1; fi; \
+         chmod 700 \"$t\" && mv -f \"$t\" \"$p\" && echo \"$p\"",
+        locate(sha)
+    )
+}
+
+/// Keeps the SSH connection (and any jump hosts) alive for the agent session.
+pub(crate) struct SshBacking {
+    pub handle: Arc<Handle<super::Client>>,
+    pub jumps: Vec<Arc<Handle<super::Client>>>,
+    pub exit: watch::Receiver<Option<ExitInfo>>,
+}
+
+impl Backing for SshBacking {
+    fn close(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), self.exit.wait_for(|e| e.is_some()))
+                    .await;
+            let _ = self
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+            for j in self.jumps.iter().rev() {
+                let _ = j
+                    .disconnect(russh::Disconnect::ByApplication, "", "en")
+                    .await;
+            }
+        })
+    }
+}
+
+/// Run `cmd` on a new exec channel and expose it as an agent process. A pump task turns
+/// channel messages into stdout bytes, stderr chunks and the exit status, and keeps reading
+/// after EOF because OpenSSH may send the exit status after it.
+pub(crate) async fn exec_process(
+    handle: Arc<Handle<super::Client>>,
+    jumps: Vec<Arc<Handle<super::Client>>>,
+    cmd: String,
+) -> Result<AgentProcess, russh::Error> {
+    let ch = handle.channel_open_session().await?;
+    ch.exec(true, cmd).await?;
+    let (mut read, write) = ch.split();
+    let stdin = write.make_writer();
+    let (mut out_w, out_r) = tokio::io::duplex(256 * 1024);
+    let (err_tx, err_rx) = mpsc::unbounded_channel();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    tokio::spawn(async move {
+        // The write half must outlive the pump: dropping it would close the channel.
+        let _write = write;
+        let mut out_open = true;
+        while let Some(msg) = read.wait().await {
+            match msg {
+                ChannelMsg::Data { data } if out_open => {
+                    out_open = out_w.write_all(&data).await.is_ok();
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    let _ = err_tx.send(data.to_vec());
+                }
+                ChannelMsg::Eof => {
+                    let _ = out_w.shutdown().await;
+                    out_open = false;
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    let _ = exit_tx.send(Some(ExitInfo {
+                        code: i32::try_from(exit_status).ok(),
+                        signal: None,
+                    }));
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    let _ = exit_tx.send(Some(ExitInfo {
+                        code: None,
+                        signal: Some(format!("{signal_name:?}")),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        let _ = out_w.shutdown().await;
+        drop(out_w);
+        exit_tx.send_if_modified(|e| {
+            if e.is_none() {
+                *e = Some(ExitInfo {
+                    code: None,
+                    signal: None,
+                });
+                true
+            } else {
+                false
+            }
+        });
+    });
+    Ok(AgentProcess {
+        stdin: Box::pin(stdin),
+        stdout: Box::pin(out_r),
+        stderr: err_rx,
+        exit: exit_rx.clone(),
+        backing: Box::new(SshBacking {
+            handle,
+            jumps,
+            exit: exit_rx,
+        }),
+    })
+}
+
+/// Upload the agent bytes with [`upload_script`]. Returns the remote path on success, or a
+/// one-line reason.
+pub(crate) async fn upload(
+    handle: &Handle<super::Client>,
+    sha: &str,
+    bytes: &[u8],
+) -> Result<String, String> {
+    let ch = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| format!("cannot open a channel: {e}"))?;
+    ch.exec(true, upload_script(sha))
+        .await
+        .map_err(|e| format!("cannot start the upload: {e}"))?;
+    let (mut read, write) = ch.split();
+    // Read concurrently with writing so a chatty rc file cannot stall the channel.
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut code = None;
+        while let Some(msg) = read.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+                _ => {}
+            }
+        }
+        (out, err, code)
+    });
+    write
+        .data(bytes)
+        .await
+        .map_err(|e| format!("sending the agent failed: {e}"))?;
+    write
+        .eof()
+        .await
+        .map_err(|e| format!("finishing the upload failed: {e}"))?;
+    let (out, err, code) = reader
+        .await
+        .map_err(|e| format!("upload reader task failed: {e}"))?;
+    drop(write);
+    let err = String::from_utf8_lossy(&err).trim().to_string();
+    match code {
+        Some(0) => {
+            let out = String::from_utf8_lossy(&out);
+            Ok(out.lines().last().unwrap_or_default().trim().to_string())
+        }
+        Some(c) => Err(format!(
+            "the upload script exited with {c}{}",
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
+            }
+        )),
+        None => Err("the upload channel closed without an exit status".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_valid_sh() {
+        let sha = "ab".repeat(32);
+        for s in [
+            run_script(&sha, &BecomeMode::None),
+            run_script(
+                &sha,
+                &BecomeMode::Sudo {
+                    prompt: Some("[x] pw:".into()),
+                    user: None,
+                },
+            ),
+            run_script(
+                &sha,
+                &BecomeMode::Sudo {
+                    prompt: None,
+                    user: Some("o'brien".into()),
+                },
+            ),
+            upload_script(&sha),
+        ] {
+            let st = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&s)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{s}");
+        }
+    }
+
+    #[test]
+    fn hot_path_exits_86_without_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(run_script(&"cd".repeat(32), &BecomeMode::None))
+            .env("XDG_CACHE_HOME", dir.path())
+            .env("HOME", dir.path())
+            .status()
+            .unwrap();
+        // Root uses /var/lib/rookery, where this sha is never present either.
+        assert_eq!(st.code(), Some(rookery_proto::EXIT_NEED_UPLOAD));
+    }
+}

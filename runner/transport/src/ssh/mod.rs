@@ -1,0 +1,617 @@
+//! The SSH transport (russh): resolve where and as whom to connect (inventory, then
+//! `~/.ssh/config`), connect with a deadline (optionally through ProxyJump hosts), check the
+//! host key, authenticate, and start the agent over one exec channel of that connection.
+
+pub(crate) mod auth;
+pub(crate) mod bootstrap;
+pub(crate) mod config;
+pub(crate) mod known_hosts;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use rookery_inventory::{ConnectionSpec, StrictHostKeyChecking};
+use russh::client::Handle;
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use self::auth::{AuthPlan, KeyStore};
+use self::bootstrap::BecomeMode;
+use self::config::{SshConfig, expand_tokens, home_dir};
+use self::known_hosts::HostKeyStatus;
+use crate::error::ConnectError;
+use crate::session::{self, BecomePrompt, StartError};
+use crate::{AgentSession, ConnectOptions};
+
+/// Run-wide SSH state shared by all host tasks.
+pub(crate) struct SshState {
+    config: Result<SshConfig, String>,
+    keys: KeyStore,
+    russh: Arc<russh::client::Config>,
+}
+
+impl SshState {
+    pub(crate) fn new(opts: &ConnectOptions) -> Self {
+        let path = opts
+            .ssh_config
+            .clone()
+            .or_else(|| home_dir().map(|h| h.join(".ssh/config")));
+        let config = match path {
+            Some(p) => SshConfig::load(&p).map_err(|e| format!("cannot read {}: {e}", p.display())),
+            None => Ok(SshConfig::default()),
+        };
+        let keepalive = opts.keepalive_interval;
+        let russh = Arc::new(russh::client::Config {
+            // Nagle added ~40 ms to authentication on loopback (notes §2.3).
+            nodelay: true,
+            keepalive_interval: Some(keepalive),
+            keepalive_max: 3,
+            // Only fires when keepalives go unanswered too: the peer is gone.
+            inactivity_timeout: Some(keepalive * 5),
+            ..Default::default()
+        });
+        SshState {
+            config,
+            keys: KeyStore::new(opts.key_passphrase.clone(), opts.interactive),
+            russh,
+        }
+    }
+}
+
+/// russh callbacks: only the host-key decision is ours.
+pub(crate) struct Client {
+    policy: Arc<HostKeyPolicy>,
+    outcome: Arc<StdMutex<Option<ConnectError>>>,
+}
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            // Host certificates are not trusted as such: their key must be known itself.
+            PublicKeyOrCertificate::Certificate(c) => PublicKey::new(c.public_key().clone(), ""),
+        };
+        match self.policy.decide(&key) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+struct HostKeyPolicy {
+    label: String,
+    /// `host` or `[host]:port`, as in known_hosts.
+    name: String,
+    check_files: Vec<PathBuf>,
+    learn_file: Option<PathBuf>,
+    strict: StrictHostKeyChecking,
+}
+
+impl HostKeyPolicy {
+    fn decide(&self, key: &PublicKey) -> Result<(), ConnectError> {
+        let status =
+            known_hosts::check(&self.check_files, &self.name, key).map_err(|(path, source)| {
+                ConnectError::KnownHosts {
+                    host: self.label.clone(),
+                    path,
+                    source,
+                }
+            })?;
+        let fingerprint = known_hosts::fingerprint(key);
+        match status {
+            HostKeyStatus::Known => Ok(()),
+            HostKeyStatus::Changed {
+                location,
+                expected_fingerprint,
+            } => Err(ConnectError::HostKeyChanged {
+                host: self.label.clone(),
+                expected_fingerprint,
+                actual_fingerprint: fingerprint,
+                known_hosts_line: location,
+            }),
+            HostKeyStatus::Revoked { location } => Err(ConnectError::HostKeyChanged {
+                host: self.label.clone(),
+                expected_fingerprint: format!("not the @revoked key at {location}"),
+                actual_fingerprint: fingerprint,
+                known_hosts_line: location,
+            }),
+            HostKeyStatus::Unknown if self.strict == StrictHostKeyChecking::Yes => {
+                Err(ConnectError::HostKeyUnknown {
+                    host: self.label.clone(),
+                    fingerprint,
+                    checked: self.check_files.clone(),
+                })
+            }
+            HostKeyStatus::Unknown => {
+                if let Some(file) = &self.learn_file {
+                    known_hosts::append(file, &self.name, key).map_err(|source| {
+                        ConnectError::KnownHosts {
+                            host: self.label.clone(),
+                            path: file.clone(),
+                            source,
+                        }
+                    })?;
+                    tracing::warn!(
+                        "{}: new host key {fingerprint} recorded in {}",
+                        self.label,
+                        file.display()
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Where and how to connect to one SSH endpoint (a host or a jump host).
+struct Target {
+    label: String,
+    hostname: String,
+    port: u16,
+    user: String,
+    identity_files: Vec<PathBuf>,
+    use_agent: bool,
+    policy: Arc<HostKeyPolicy>,
+    proxy_jump: Option<String>,
+}
+
+/// Per-endpoint settings before `~/.ssh/config` is applied.
+struct Endpoint<'a> {
+    label: &'a str,
+    address: &'a str,
+    port: Option<u16>,
+    user: Option<&'a str>,
+    key_file: Option<&'a std::path::Path>,
+    identities_only: bool,
+    user_known_hosts_files: &'a [PathBuf],
+    strict: Option<StrictHostKeyChecking>,
+    proxy_jump: Option<&'a str>,
+}
+
+fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            if crate::local::euid() == Some(0) {
+                "root".into()
+            } else {
+                "nobody".into()
+            }
+        })
+}
+
+impl SshState {
+    fn resolve(&self, ep: Endpoint<'_>, opts: &ConnectOptions) -> Result<Target, ConnectError> {
+        let cfg = match &self.config {
+            Ok(c) => c.resolve(ep.address),
+            Err(e) => {
+                return Err(ConnectError::Config {
+                    host: ep.label.to_string(),
+                    detail: e.clone(),
+                });
+            }
+        };
+        let hostname = cfg
+            .hostname
+            .clone()
+            .unwrap_or_else(|| ep.address.to_string());
+        let port = ep.port.or(cfg.port).unwrap_or(22);
+        let user = ep
+            .user
+            .map(str::to_string)
+            .or(cfg.user.clone())
+            .unwrap_or_else(local_user);
+        let identities_only = ep.identities_only || cfg.identities_only.unwrap_or(false);
+        let mut identity_files: Vec<PathBuf> = Vec::new();
+        if let Some(k) = ep.key_file {
+            identity_files.push(expand_tokens(&k.to_string_lossy(), &hostname, &user, port));
+        }
+        for f in &cfg.identity_files {
+            identity_files.push(expand_tokens(f, &hostname, &user, port));
+        }
+        if identity_files.is_empty()
+            && let Some(h) = home_dir()
+        {
+            // OpenSSH's defaults, only those that exist (no noise about absent ones).
+            for n in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                let p = h.join(".ssh").join(n);
+                if p.is_file() {
+                    identity_files.push(p);
+                }
+            }
+        }
+        identity_files.dedup();
+
+        // Known-hosts files: per-host inventory option, then --known-hosts, then
+        // ~/.ssh/config, then ~/.ssh/known_hosts. The global file is always consulted.
+        let user_files: Vec<PathBuf> = if !ep.user_known_hosts_files.is_empty() {
+            ep.user_known_hosts_files
+                .iter()
+                .map(|p| expand_tokens(&p.to_string_lossy(), &hostname, &user, port))
+                .collect()
+        } else if let Some(k) = &opts.known_hosts {
+            vec![k.clone()]
+        } else if !cfg.user_known_hosts_files.is_empty() {
+            cfg.user_known_hosts_files
+                .iter()
+                .map(|p| expand_tokens(p, &hostname, &user, port))
+                .collect()
+        } else {
+            home_dir()
+                .map(|h| vec![h.join(".ssh/known_hosts")])
+                .unwrap_or_default()
+        };
+        let learn_file = user_files.first().cloned();
+        let mut check_files = user_files;
+        if cfg.global_known_hosts_files.is_empty() {
+            check_files.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+        } else {
+            check_files.extend(cfg.global_known_hosts_files.iter().map(PathBuf::from));
+        }
+        let mut strict = ep
+            .strict
+            .or(cfg.strict_host_key_checking)
+            .unwrap_or(StrictHostKeyChecking::Yes);
+        if opts.accept_new_host_keys && strict == StrictHostKeyChecking::Yes {
+            strict = StrictHostKeyChecking::AcceptNew;
+        }
+        let proxy_jump = ep
+            .proxy_jump
+            .map(str::to_string)
+            .or(cfg.proxy_jump.clone())
+            .filter(|j| !j.eq_ignore_ascii_case("none"));
+        Ok(Target {
+            label: ep.label.to_string(),
+            policy: Arc::new(HostKeyPolicy {
+                label: ep.label.to_string(),
+                name: known_hosts::entry_name(&hostname, port),
+                check_files,
+                learn_file,
+                strict,
+            }),
+            hostname,
+            port,
+            user,
+            identity_files,
+            use_agent: !identities_only,
+            proxy_jump,
+        })
+    }
+
+    /// TCP (or a channel through a jump host) + handshake + host key + authentication.
+    async fn open<S>(
+        &self,
+        target: &Target,
+        stream: S,
+        deadline: Instant,
+    ) -> Result<Handle<Client>, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let outcome = Arc::new(StdMutex::new(None));
+        let client = Client {
+            policy: target.policy.clone(),
+            outcome: outcome.clone(),
+        };
+        let timeout_err = |what: &str| ConnectError::Timeout {
+            host: target.label.clone(),
+            what: format!("connect ({what} with {}:{})", target.hostname, target.port),
+            after: Duration::ZERO,
+        };
+        let handshake = tokio::time::timeout_at(
+            deadline,
+            russh::client::connect_stream(self.russh.clone(), stream, client),
+        )
+        .await
+        .map_err(|_| timeout_err("SSH handshake"))?;
+        let mut handle = match handshake {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(hk) = outcome.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(hk);
+                }
+                return Err(ConnectError::Ssh {
+                    host: target.label.clone(),
+                    stage: "handshake",
+                    source: e,
+                });
+            }
+        };
+        let plan = AuthPlan {
+            user: &target.user,
+            identity_files: &target.identity_files,
+            use_agent: target.use_agent,
+        };
+        match tokio::time::timeout_at(deadline, auth::authenticate(&mut handle, &self.keys, plan))
+            .await
+        {
+            Err(_) => Err(timeout_err("authentication")),
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(tried)) => Err(ConnectError::AuthFailed {
+                host: target.label.clone(),
+                user: target.user.clone(),
+                tried,
+            }),
+        }
+    }
+
+    async fn tcp(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<tokio::net::TcpStream, ConnectError> {
+        let addr = format!("{}:{}", target.hostname, target.port);
+        let tcp = tokio::time::timeout_at(
+            deadline,
+            tokio::net::TcpStream::connect((target.hostname.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            host: target.label.clone(),
+            what: format!("connect (TCP to {addr})"),
+            after: Duration::ZERO,
+        })?
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                ConnectError::Refused {
+                    host: target.label.clone(),
+                    addr: addr.clone(),
+                    source,
+                }
+            } else {
+                ConnectError::Unreachable {
+                    host: target.label.clone(),
+                    addr: addr.clone(),
+                    source,
+                }
+            }
+        })?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Connect to `target`, through its ProxyJump chain if any. Returns the target's handle
+    /// and the jump hosts' handles (which must stay alive as long as it).
+    async fn connect_chain(
+        &self,
+        target: &Target,
+        opts: &ConnectOptions,
+        deadline: Instant,
+    ) -> Result<(Handle<Client>, Vec<Arc<Handle<Client>>>), ConnectError> {
+        let Some(chain) = target.proxy_jump.clone() else {
+            let tcp = self.tcp(target, deadline).await?;
+            return Ok((self.open(target, tcp, deadline).await?, vec![]));
+        };
+        let mut jumps: Vec<Arc<Handle<Client>>> = Vec::new();
+        for hop in chain.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let (user, rest) = match hop.rsplit_once('@') {
+                Some((u, r)) => (Some(u), r),
+                None => (None, hop),
+            };
+            let (host, port) = split_host_port(rest);
+            let label = format!("{} (via jump host {host})", target.label);
+            let jt = self.resolve(
+                Endpoint {
+                    label: &label,
+                    address: host,
+                    port,
+                    user,
+                    key_file: None,
+                    identities_only: false,
+                    user_known_hosts_files: &[],
+                    strict: None,
+                    // The chain is explicit; a jump host's own ProxyJump is not followed.
+                    proxy_jump: Some("none"),
+                },
+                opts,
+            )?;
+            let handle = match jumps.last() {
+                None => {
+                    let tcp = self.tcp(&jt, deadline).await?;
+                    self.open(&jt, tcp, deadline).await?
+                }
+                Some(prev) => {
+                    let stream = direct_tcpip(prev, &jt, deadline).await?;
+                    self.open(&jt, stream, deadline).await?
+                }
+            };
+            jumps.push(Arc::new(handle));
+        }
+        let Some(last) = jumps.last() else {
+            let tcp = self.tcp(target, deadline).await?;
+            return Ok((self.open(target, tcp, deadline).await?, vec![]));
+        };
+        let stream = direct_tcpip(last, target, deadline).await?;
+        Ok((self.open(target, stream, deadline).await?, jumps))
+    }
+}
+
+async fn direct_tcpip(
+    via: &Handle<Client>,
+    target: &Target,
+    deadline: Instant,
+) -> Result<russh::ChannelStream<russh::client::Msg>, ConnectError> {
+    let ch = tokio::time::timeout_at(
+        deadline,
+        via.channel_open_direct_tcpip(
+            target.hostname.clone(),
+            u32::from(target.port),
+            "127.0.0.1",
+            0,
+        ),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout {
+        host: target.label.clone(),
+        what: format!(
+            "connect (jump host forwarding to {}:{})",
+            target.hostname, target.port
+        ),
+        after: Duration::ZERO,
+    })?
+    .map_err(|e| ConnectError::Unreachable {
+        host: target.label.clone(),
+        addr: format!(
+            "{}:{} (through the jump host)",
+            target.hostname, target.port
+        ),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(ch.into_stream())
+}
+
+fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((h, p)) = rest.split_once(']')
+    {
+        return (h, p.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (s, None),
+    }
+}
+
+pub(crate) async fn connect(
+    state: &SshState,
+    host: &str,
+    spec: &ConnectionSpec,
+    opts: &ConnectOptions,
+) -> Result<AgentSession, ConnectError> {
+    let target = state.resolve(
+        Endpoint {
+            label: host,
+            address: &spec.address,
+            port: spec.port,
+            user: spec.user.as_deref(),
+            key_file: spec.private_key_file.as_deref(),
+            identities_only: spec.identities_only,
+            user_known_hosts_files: &spec.user_known_hosts_files,
+            strict: spec.strict_host_key_checking,
+            proxy_jump: spec.proxy_jump.as_deref(),
+        },
+        opts,
+    )?;
+    let deadline = Instant::now() + opts.connect_timeout;
+    let (handle, jumps) =
+        state
+            .connect_chain(&target, opts, deadline)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Timeout { host, what, .. } => ConnectError::Timeout {
+                    host,
+                    what,
+                    after: opts.connect_timeout,
+                },
+                e => e,
+            })?;
+    let handle = Arc::new(handle);
+
+    let password = opts
+        .become_password
+        .clone()
+        .or_else(|| spec.become_password.clone());
+    let become_user = spec.become_user.clone().filter(|u| u != "root");
+    let mut prompt_text = None;
+    let mode = if spec.become_ {
+        prompt_text = password.as_ref().map(|_| crate::local::prompt_nonce());
+        BecomeMode::Sudo {
+            prompt: prompt_text.clone(),
+            user: become_user,
+        }
+    } else {
+        BecomeMode::None
+    };
+    let sha = opts.agent.sha256();
+    let script = bootstrap::run_script(sha, &mode);
+    let mut uploaded = false;
+    loop {
+        let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script.clone())
+            .await
+            .map_err(|source| ConnectError::Ssh {
+                host: host.to_string(),
+                stage: "starting the agent",
+                source,
+            })?;
+        let become_prompt = match (&prompt_text, &password) {
+            (Some(p), Some(pw)) => Some(BecomePrompt {
+                prompt: p.clone(),
+                password: pw.clone(),
+            }),
+            _ => None,
+        };
+        match session::start(host, proc, become_prompt, uploaded, opts.command_timeout).await {
+            Ok(s) => return Ok(s),
+            Err(StartError::NeedUpload(why)) if !uploaded => {
+                tracing::debug!("{host}: uploading the agent: {why}");
+                let bytes = opts.agent.bytes();
+                match tokio::time::timeout(
+                    opts.command_timeout,
+                    bootstrap::upload(&handle, sha, bytes),
+                )
+                .await
+                {
+                    Ok(Ok(path)) => tracing::debug!("{host}: agent uploaded to {path}"),
+                    Ok(Err(detail)) => {
+                        return Err(ConnectError::AgentUpload {
+                            host: host.to_string(),
+                            path: format!("agent-{sha}"),
+                            detail,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(ConnectError::Timeout {
+                            host: host.to_string(),
+                            what: format!("uploading the agent ({} bytes)", bytes.len()),
+                            after: opts.command_timeout,
+                        });
+                    }
+                }
+                uploaded = true;
+            }
+            Err(e) => return Err(map_start_error(host, e)),
+        }
+    }
+}
+
+fn map_start_error(host: &str, e: StartError) -> ConnectError {
+    let host = host.to_string();
+    match e {
+        StartError::NeedUpload(why) => ConnectError::AgentStart {
+            host,
+            detail: format!("{why}, even right after uploading it (noexec mount? no space?)"),
+        },
+        StartError::Become(detail) => ConnectError::BecomeFailed { host, detail },
+        StartError::Failed(detail) => ConnectError::AgentStart { host, detail },
+        StartError::Timeout(after) => ConnectError::Timeout {
+            host,
+            what: "starting the agent".into(),
+            after,
+        },
+        StartError::Session(source) => ConnectError::Handshake { host, source },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("a:2222"), ("a", Some(2222)));
+        assert_eq!(split_host_port("a"), ("a", None));
+        assert_eq!(split_host_port("[::1]:22"), ("::1", Some(22)));
+        assert_eq!(split_host_port("::1"), ("::1", None));
+    }
+}
