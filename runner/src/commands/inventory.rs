@@ -1,15 +1,425 @@
-//! `rookery inventory`: owned by the inventory work (issue 2).
+//! `rookery inventory list|graph|host`: show what an inventory resolves to, so a user can
+//! check hosts, groups, variables and connection settings before running anything.
+//! Secrets (become passwords, `*password*`, `*secret*`, `*token*`, vault values) are always
+//! printed as `<redacted>`.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::output::Output;
+use rookery_inventory::{ConnectionKind, Host, Inventory, InventoryError, redact};
+use serde_json::{Value, json};
+
+use crate::exit;
+use crate::output::{Output, OutputFormat};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InventorySource {
+    /// Inventory file (YAML or INI, Ansible format) or a directory of them.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        env = "ROOKERY_INVENTORY",
+        value_name = "PATH"
+    )]
+    pub inventory: PathBuf,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InventoryCommand {
-    /// List resolved hosts.
-    List,
+    /// List resolved hosts: address, port, user, connection and groups (`-o json`: all
+    /// variables, secrets redacted).
+    List {
+        #[command(flatten)]
+        source: InventorySource,
+        /// Only hosts matching this Ansible pattern (`group`, `host`, `web*`, `a:&b`,
+        /// `a:!b`, `~regex`, `@retry-file`). A name that matches nothing is an error.
+        #[arg(long, short = 'l', value_name = "PATTERN")]
+        limit: Option<String>,
+    },
+    /// Show the group tree, like `ansible-inventory --graph`.
+    Graph {
+        #[command(flatten)]
+        source: InventorySource,
+        /// Start from this group instead of `all`.
+        #[arg(value_name = "GROUP")]
+        group: Option<String>,
+        /// Also print each host's variables (secrets redacted).
+        #[arg(long)]
+        vars: bool,
+    },
+    /// Show one host: its resolved variables (secrets redacted), its connection settings
+    /// and the ssh options rookery ignores. `-v` adds where each variable was set.
+    Host {
+        #[command(flatten)]
+        source: InventorySource,
+        /// Inventory name of the host.
+        name: String,
+    },
 }
 
-pub async fn run(_cmd: InventoryCommand, _out: Output) -> ExitCode {
-    ExitCode::from(crate::exit::ERROR)
+pub async fn run(cmd: InventoryCommand, out: Output) -> ExitCode {
+    match execute(cmd, out) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(Failure::Inventory(err)) => {
+            crate::cli::report_error(&anyhow::Error::from(err));
+            ExitCode::from(exit::INPUT)
+        }
+        Err(Failure::Io(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::OK)
+        }
+        Err(Failure::Io(err)) => {
+            crate::cli::report_error(&anyhow::Error::from(err).context("cannot write output"));
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+enum Failure {
+    Inventory(InventoryError),
+    Io(std::io::Error),
+}
+
+impl From<InventoryError> for Failure {
+    fn from(e: InventoryError) -> Self {
+        Failure::Inventory(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+fn load(source: &InventorySource, out: &Output) -> Result<Inventory, InventoryError> {
+    let inv = Inventory::load(&source.inventory)?;
+    if !out.quiet {
+        for w in inv.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(inv)
+}
+
+fn execute(cmd: InventoryCommand, out: Output) -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    match cmd {
+        InventoryCommand::List { source, limit } => {
+            let inv = load(&source, &out)?;
+            let hosts = inv.select(limit.as_deref().unwrap_or("all"))?;
+            list(&mut w, &hosts, out)?;
+        }
+        InventoryCommand::Graph {
+            source,
+            group,
+            vars,
+        } => {
+            let inv = load(&source, &out)?;
+            let root = group.as_deref().unwrap_or("all");
+            if inv.group(root).is_none() {
+                // Reuse the pattern machinery for its "did you mean" message.
+                inv.select(root)?;
+                return Err(InventoryError::Pattern {
+                    pattern: root.to_owned(),
+                    message: format!("`{root}` is a host, not a group"),
+                }
+                .into());
+            }
+            match out.format {
+                OutputFormat::Json => {
+                    writeln!(w, "{}", to_pretty(&graph_json(&inv, root, vars)))?;
+                }
+                OutputFormat::Human => {
+                    let mut lines = Vec::new();
+                    graph_lines(&inv, root, 0, vars, &mut lines);
+                    for l in lines {
+                        writeln!(w, "{l}")?;
+                    }
+                }
+            }
+        }
+        InventoryCommand::Host { source, name } => {
+            let inv = load(&source, &out)?;
+            let Some(host) = inv.host(&name) else {
+                let near: Vec<&str> = inv
+                    .hosts()
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .filter(|h| strsim_close(&name, h))
+                    .collect();
+                let hint = match near.first() {
+                    Some(n) => format!("; did you mean `{n}`?"),
+                    None if inv.group(&name).is_some() => {
+                        format!(
+                            "; `{name}` is a group (try `rookery inventory list --limit {name}`)"
+                        )
+                    }
+                    None => String::new(),
+                };
+                return Err(InventoryError::Pattern {
+                    pattern: name.clone(),
+                    message: format!("no host named `{name}` in the inventory{hint}"),
+                }
+                .into());
+            };
+            let doc = host_json(host, out.verbose > 0);
+            match out.format {
+                OutputFormat::Json => writeln!(w, "{}", to_pretty(&doc))?,
+                OutputFormat::Human => host_human(&mut w, host, out.verbose > 0)?,
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn strsim_close(a: &str, b: &str) -> bool {
+    // A cheap closeness test: same length +-1 and few differing positions, or a prefix.
+    b.starts_with(a) || a.starts_with(b) || {
+        let (x, y): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        x.len().abs_diff(y.len()) <= 1
+            && x.iter().zip(&y).filter(|(p, q)| p != q).count() + x.len().abs_diff(y.len()) <= 2
+    }
+}
+
+fn to_pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn kind_name(h: &Host) -> &'static str {
+    match h.connection.kind {
+        ConnectionKind::Ssh => "ssh",
+        ConnectionKind::Local => "local",
+    }
+}
+
+fn list(w: &mut impl Write, hosts: &[&Host], out: Output) -> std::io::Result<()> {
+    if out.format == OutputFormat::Json {
+        let doc: Vec<Value> = hosts
+            .iter()
+            .map(|h| {
+                json!({
+                    "name": h.name,
+                    "groups": h.groups,
+                    "connection": h.connection.to_redacted_json(),
+                    "vars": redact(&h.vars),
+                })
+            })
+            .collect();
+        return writeln!(w, "{}", to_pretty(&Value::Array(doc)));
+    }
+    let header = [
+        "HOST",
+        "ADDRESS",
+        "PORT",
+        "USER",
+        "CONNECTION",
+        "BECOME",
+        "GROUPS",
+    ];
+    let rows: Vec<[String; 7]> = hosts
+        .iter()
+        .map(|h| {
+            let c = &h.connection;
+            let local = c.kind == ConnectionKind::Local;
+            [
+                h.name.clone(),
+                if local { "-".into() } else { c.address.clone() },
+                match c.port {
+                    Some(p) if !local => p.to_string(),
+                    _ => "-".into(),
+                },
+                c.user
+                    .clone()
+                    .filter(|_| !local)
+                    .unwrap_or_else(|| "-".into()),
+                match &c.proxy_jump {
+                    Some(j) if !local => format!("ssh via {j}"),
+                    _ => kind_name(h).into(),
+                },
+                if c.become_ {
+                    c.become_user.clone().unwrap_or_else(|| "root".into())
+                } else {
+                    "-".into()
+                },
+                h.groups.join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (i, cell) in r.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = widths[i]));
+            }
+        }
+        s
+    };
+    if !out.quiet {
+        let h = line(&header);
+        if out.color {
+            writeln!(w, "\x1b[1m{h}\x1b[0m")?;
+        } else {
+            writeln!(w, "{h}")?;
+        }
+    }
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        writeln!(w, "{}", line(&cells))?;
+    }
+    Ok(())
+}
+
+/// `ansible-inventory --graph` layout: children sorted by name, then hosts sorted by name;
+/// `all` lists no hosts directly (they appear under `ungrouped` or their groups).
+fn graph_lines(inv: &Inventory, group: &str, depth: usize, vars: bool, out: &mut Vec<String>) {
+    let indent = |depth: usize, name: &str| {
+        if depth == 0 {
+            name.to_owned()
+        } else {
+            format!("{}--{name}", "  |".repeat(depth))
+        }
+    };
+    out.push(indent(depth, &format!("@{group}:")));
+    let Some(g) = inv.group(group) else {
+        return;
+    };
+    if vars {
+        for (k, v) in redact(&g.vars) {
+            out.push(indent(depth + 1, &format!("{{{k} = {}}}", show(&v))));
+        }
+    }
+    let mut children: Vec<&String> = g.children.iter().collect();
+    children.sort();
+    for c in children {
+        graph_lines(inv, c, depth + 1, vars, out);
+    }
+    if group != "all" {
+        let mut hosts: Vec<&String> = g.hosts.iter().collect();
+        hosts.sort();
+        for h in hosts {
+            out.push(indent(depth + 1, h));
+            if vars {
+                if let Some(host) = inv.host(h) {
+                    for (k, v) in redact(&host.vars) {
+                        out.push(indent(depth + 2, &format!("{{{k} = {}}}", show(&v))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn graph_json(inv: &Inventory, group: &str, vars: bool) -> Value {
+    let Some(g) = inv.group(group) else {
+        return Value::Null;
+    };
+    let mut children: Vec<&String> = g.children.iter().collect();
+    children.sort();
+    let mut hosts: Vec<&String> = g.hosts.iter().collect();
+    hosts.sort();
+    let mut doc = json!({
+        "name": g.name,
+        "children": children.iter().map(|c| graph_json(inv, c, vars)).collect::<Vec<_>>(),
+        "hosts": if group == "all" { Vec::new() } else { hosts },
+    });
+    if vars {
+        doc["vars"] = Value::Object(redact(&g.vars));
+    }
+    doc
+}
+
+/// Name, groups and connection first (what people check), then the variables as YAML.
+fn host_human(w: &mut impl Write, h: &Host, origins: bool) -> std::io::Result<()> {
+    let c = &h.connection;
+    writeln!(w, "host: {}", h.name)?;
+    writeln!(w, "groups: [{}]", h.groups.join(", "))?;
+    writeln!(w, "connection:")?;
+    if let Value::Object(conn) = c.to_redacted_json() {
+        let order = [
+            "kind",
+            "address",
+            "port",
+            "user",
+            "private_key_file",
+            "identities_only",
+            "user_known_hosts_files",
+            "strict_host_key_checking",
+            "proxy_jump",
+            "become",
+            "become_user",
+            "become_password",
+        ];
+        for key in order {
+            if let Some(v) = conn.get(key).filter(|v| !v.is_null()) {
+                if v.as_array().is_some_and(Vec::is_empty) {
+                    continue;
+                }
+                writeln!(w, "  {key}: {}", show(v))?;
+            }
+        }
+    }
+    if c.ignored_ssh_options.is_empty() {
+        writeln!(w, "ignored_ssh_options: []")?;
+    } else {
+        writeln!(w, "ignored_ssh_options:  # not honoured by rookery")?;
+        for o in &c.ignored_ssh_options {
+            writeln!(w, "  - {}", serde_json::Value::String(o.clone()))?;
+        }
+    }
+    let vars = redact(&h.vars);
+    if vars.is_empty() {
+        return writeln!(w, "vars: {{}}");
+    }
+    writeln!(w, "vars:")?;
+    for (k, v) in &vars {
+        let single = serde_json::Map::from_iter([(k.clone(), v.clone())]);
+        let text = serde_yaml::to_string(&single).unwrap_or_else(|_| format!("{k}: {v}\n"));
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            match h.var_origins.get(k).filter(|_| origins) {
+                Some(loc) => writeln!(w, "  {first}  # {loc}")?,
+                None => writeln!(w, "  {first}")?,
+            }
+        }
+        for l in lines {
+            writeln!(w, "  {l}")?;
+        }
+    }
+    Ok(())
+}
+
+fn host_json(h: &Host, origins: bool) -> Value {
+    let mut doc = json!({
+        "name": h.name,
+        "groups": h.groups,
+        "connection": h.connection.to_redacted_json(),
+        "vars": redact(&h.vars),
+    });
+    if origins {
+        let o: serde_json::Map<String, Value> = h
+            .var_origins
+            .iter()
+            .map(|(k, l)| (k.clone(), Value::String(l.to_string())))
+            .collect();
+        doc["var_origins"] = Value::Object(o);
+    }
+    doc
 }
