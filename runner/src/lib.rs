@@ -5,3 +5,5 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod output;
+pub mod probe;
+pub mod report;

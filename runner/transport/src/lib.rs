@@ -97,8 +97,14 @@ impl ConnectOptions {
     }
 }
 
-/// Opens agent sessions to hosts. One per run; shared by all host tasks.
+/// Opens agent sessions to hosts. One per run; cheap to clone and shared by all host tasks
+/// (loaded keys and the parsed ssh config are shared through it).
+#[derive(Clone)]
 pub struct Connector {
+    inner: std::sync::Arc<ConnectorInner>,
+}
+
+struct ConnectorInner {
     opts: ConnectOptions,
     ssh: ssh::SshState,
 }
@@ -106,11 +112,13 @@ pub struct Connector {
 impl Connector {
     pub fn new(opts: ConnectOptions) -> Self {
         let ssh = ssh::SshState::new(&opts);
-        Connector { opts, ssh }
+        Connector {
+            inner: std::sync::Arc::new(ConnectorInner { opts, ssh }),
+        }
     }
 
     pub fn options(&self) -> &ConnectOptions {
-        &self.opts
+        &self.inner.opts
     }
 
     /// Connect to `host_name` as its inventory entry says and start the agent there.
@@ -120,8 +128,16 @@ impl Connector {
         spec: &ConnectionSpec,
     ) -> Result<AgentSession, ConnectError> {
         match spec.kind {
-            ConnectionKind::Local => local::connect(host_name, spec, &self.opts).await,
-            ConnectionKind::Ssh => ssh::connect(&self.ssh, host_name, spec, &self.opts).await,
+            ConnectionKind::Local => local::connect(host_name, spec, &self.inner.opts).await,
+            ConnectionKind::Ssh => {
+                ssh::connect(&self.inner.ssh, host_name, spec, &self.inner.opts).await
+            }
         }
     }
+}
+
+/// Read a secret (become password, passphrase) from the terminal without echo. Fails when
+/// there is no terminal; the caller says which flag or variable to use instead.
+pub fn prompt_secret(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
 }
