@@ -6,10 +6,12 @@
 //! hosts and probe facts → [`validate::validate`] into [`findings::Finding`]s →
 //! [`render::render`] manifests from `playbooks/templates/` and the [`bundle`].
 
+pub mod bundle;
 pub mod credential;
 pub mod findings;
 pub mod hosts;
 pub mod model;
+pub mod render;
 pub mod timefmt;
 pub mod validate;
 pub mod versions;
