@@ -55,7 +55,7 @@ impl Builder {
     pub fn new() -> Self {
         let mut b = Builder::default();
         b.add_group("all");
-        b.add_group("ungrouped");
+        b.add_child("all", "ungrouped");
         b
     }
 

@@ -187,13 +187,14 @@ impl ConnectionSpec {
                 })?
             }
         };
-        if let Some((m, name)) = r.string(&["ansible_become_method"])? {
-            if m != "sudo" && m != "ansible.builtin.sudo" {
-                return Err(r.err(
-                    name,
-                    format!("{name}: become method `{m}` is not supported (rookery uses sudo)"),
-                ));
-            }
+        if let Some((m, name)) = r.string(&["ansible_become_method"])?
+            && m != "sudo"
+            && m != "ansible.builtin.sudo"
+        {
+            return Err(r.err(
+                name,
+                format!("{name}: become method `{m}` is not supported (rookery uses sudo)"),
+            ));
         }
         let become_user = r.string(&["ansible_become_user"])?.map(|(v, _)| v);
         let become_password = r.secret(&["ansible_become_password", "ansible_become_pass"])?;
@@ -316,8 +317,8 @@ fn ansible_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 1.0 => Some(true),
-            Some(x) if x == 0.0 => Some(false),
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
             _ => None,
         },
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -330,14 +331,14 @@ fn ansible_bool(v: &Value) -> Option<bool> {
 }
 
 pub(crate) fn expand_tilde(p: &str) -> PathBuf {
-    if p == "~" || p.starts_with("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            let mut out = PathBuf::from(home);
-            if let Some(rest) = p.strip_prefix("~/") {
-                out.push(rest);
-            }
-            return out;
+    if (p == "~" || p.starts_with("~/"))
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        let mut out = PathBuf::from(home);
+        if let Some(rest) = p.strip_prefix("~/") {
+            out.push(rest);
         }
+        return out;
     }
     PathBuf::from(p)
 }

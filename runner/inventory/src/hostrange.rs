@@ -10,18 +10,18 @@ pub(crate) fn parse_host_pattern(pattern: &str) -> Result<(Vec<String>, Option<u
 
 fn split_port(s: &str) -> Result<(String, Option<u16>), String> {
     // Bracketed IPv6 literal: `[addr]` or `[addr]:port`.
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            let inside = &rest[..end];
-            if inside.matches(':').count() >= 2 {
-                let after = &rest[end + 1..];
-                let port = match after.strip_prefix(':') {
-                    Some(p) => Some(parse_port(p)?),
-                    None if after.is_empty() => None,
-                    None => return Err(format!("unexpected `{after}` after `[{inside}]`")),
-                };
-                return Ok((inside.to_owned(), port));
-            }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+    {
+        let inside = &rest[..end];
+        if inside.matches(':').count() >= 2 {
+            let after = &rest[end + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p)?),
+                None if after.is_empty() => None,
+                None => return Err(format!("unexpected `{after}` after `[{inside}]`")),
+            };
+            return Ok((inside.to_owned(), port));
         }
     }
     // Colons outside brackets: one means a port, several mean a bare IPv6 address.

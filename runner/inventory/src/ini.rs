@@ -347,7 +347,10 @@ impl PyLit<'_> {
             .or_else(|| clean.strip_prefix("0B"))
         {
             i64::from_str_radix(bn, 2).ok()
-        } else if clean.len() > 1 && clean.starts_with('0') {
+        } else if clean.len() > 1
+            && clean.starts_with('0')
+            && clean.bytes().all(|b| b.is_ascii_digit())
+        {
             // Python 3 rejects `0755`: it stays a string, as in Ansible.
             return None;
         } else {
@@ -378,6 +381,7 @@ mod tests {
         assert_eq!(parse_value("['a', 2, [True]]"), json!(["a", 2, [true]]));
         assert_eq!(parse_value("{'k': 'v', 'n': 1}"), json!({"k": "v", "n": 1}));
         assert_eq!(parse_value("0755"), json!("0755"));
+        assert_eq!(parse_value("0.5"), json!(0.5));
         assert_eq!(parse_value("10.0.0.1"), json!("10.0.0.1"));
         assert_eq!(parse_value("1 # note"), json!("1 # note"));
         assert_eq!(parse_value("~/.ssh/id"), json!("~/.ssh/id"));

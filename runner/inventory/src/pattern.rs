@@ -210,10 +210,10 @@ fn match_term(inv: &Inventory, term: &str) -> Result<Vec<usize>, String> {
         let mut seen = HashSet::new();
         for g in &groups {
             for h in inv.group_hosts(g) {
-                if let Some(i) = index_of(&h.name) {
-                    if seen.insert(i) {
-                        found.push(i);
-                    }
+                if let Some(i) = index_of(&h.name)
+                    && seen.insert(i)
+                {
+                    found.push(i);
                 }
             }
         }

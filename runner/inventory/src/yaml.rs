@@ -346,15 +346,15 @@ fn resolve_scalar(text: &str, plain: bool, tag: Option<&str>) -> Value {
     if let Some(n) = parsed {
         return Value::Number(Number::from(if neg { -n } else { n }));
     }
-    if FLOAT.is_match(text) && text.chars().any(|c| c.is_ascii_digit()) {
-        if let Some(n) = text
+    if FLOAT.is_match(text)
+        && text.chars().any(|c| c.is_ascii_digit())
+        && let Some(n) = text
             .replace('_', "")
             .parse::<f64>()
             .ok()
             .and_then(Number::from_f64)
-        {
-            return Value::Number(n);
-        }
+    {
+        return Value::Number(n);
     }
     Value::String(text.to_owned())
 }

@@ -73,16 +73,16 @@ fn join(path: &str, key: &str) -> String {
 fn check_duplicates(src: &Source, b: &mut Builder, pairs: &[(Node, Node)], path: &str) {
     let mut seen = HashSet::new();
     for (k, _) in pairs {
-        if let Some(name) = k.as_str() {
-            if !seen.insert(name) {
-                b.warn(
-                    Some(src.location(k.line, k.col)),
-                    format!(
-                        "{}: duplicate key `{name}`; the last one wins",
-                        if path.is_empty() { "(top level)" } else { path }
-                    ),
-                );
-            }
+        if let Some(name) = k.as_str()
+            && !seen.insert(name)
+        {
+            b.warn(
+                Some(src.location(k.line, k.col)),
+                format!(
+                    "{}: duplicate key `{name}`; the last one wins",
+                    if path.is_empty() { "(top level)" } else { path }
+                ),
+            );
         }
     }
 }
