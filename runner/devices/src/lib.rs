@@ -1,1 +1,18 @@
-//! Device selection and preparation plans (owned by the device-preparation work, issue 4).
+//! Choosing OSD devices and preparing them safely, as plain functions over data (issue 4):
+//!
+//! * [`spec`]: the `rookery_devices` inventory variable (names, serials, WWNs, rules, the
+//!   `wipe: true` flag) and its validation;
+//! * [`plan`]: resolving those entries against probe facts to stable identities, the
+//!   per-host plan, its printing and the consent rules;
+//! * [`audit`]: the control-machine audit log (JSON lines).
+//!
+//! No I/O towards hosts happens here; `rookery prepare` and the `prepare_devices` playbook
+//! module drive the transport and feed the results through these functions.
+
+pub mod audit;
+pub mod plan;
+pub mod spec;
+
+pub use audit::{AuditLog, ControlAuditRecord};
+pub use plan::{HostPlan, PlanEntry, PlannedAction, plan_host, render_plan};
+pub use spec::{DeviceSpec, Selection, parse_host_specs};
