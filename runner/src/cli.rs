@@ -42,6 +42,9 @@ pub enum Command {
     /// Show what an inventory resolves to: hosts, groups and variables.
     #[command(subcommand)]
     Inventory(commands::inventory::InventoryCommand),
+    Plan(commands::plan::PlanArgs),
+    Render(commands::render::RenderArgs),
+    Bundle(commands::bundle::BundleCli),
 }
 
 pub fn main() -> ExitCode {
@@ -66,6 +69,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Probe(args) => commands::probe::run(args, out).await,
             Command::Inventory(cmd) => commands::inventory::run(cmd, out).await,
+            Command::Plan(args) => commands::plan::run(args, out).await,
+            Command::Render(args) => commands::render::run(args, out).await,
+            Command::Bundle(args) => commands::bundle::run(args.command, out).await,
         }
     })
 }

@@ -1,4 +1,7 @@
 //! One module per subcommand. Each defines its clap arguments and an async `run`.
 
+pub mod bundle;
 pub mod inventory;
+pub mod plan;
 pub mod probe;
+pub mod render;

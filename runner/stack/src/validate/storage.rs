@@ -316,6 +316,25 @@ pub fn check_filesystem_shape(stack: &Stack) -> Vec<Finding> {
                 "use 1 unless you have measured an MDS bottleneck",
             ));
         }
+        for (j, p) in fs.data_pools.iter().enumerate() {
+            if let Some(name) = &p.name
+                && !fs.preserve_pool_names
+                && name.starts_with(&format!("{}-", sc.name))
+            {
+                out.push(Finding::warning(
+                    "pool-name",
+                    format!("storageClasses[{i}].filesystem.dataPools[{j}].name"),
+                    format!(
+                        "Rook prefixes data pool names with the filesystem name, so this pool becomes `{}`",
+                        sc.data_pool_ceph_name(j)
+                    ),
+                    format!(
+                        "name it `{}`, or set `preservePoolNames: true` to keep `{name}`",
+                        &name[sc.name.len() + 1..]
+                    ),
+                ));
+            }
+        }
         if let Some(name) = &fs.metadata_pool.name
             && !fs.preserve_pool_names
             && *name != sc.metadata_pool_ceph_name()

@@ -1,0 +1,430 @@
+//! `rookery plan`: read a stack, resolve it against the inventory and the hosts' facts, and
+//! print what would happen — hosts, OSD devices with stable ids, every object in apply order —
+//! plus every validation finding. Nothing is changed anywhere. Exit 8 when a finding is an
+//! error, 65 when an input file cannot be parsed.
+//!
+//! Also owns the input handling `rookery render` shares (`StackArgs`, [`prepare`]).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rookery_inventory::Inventory;
+use rookery_stack::bundle::{self, Bundle, FileStatus};
+use rookery_stack::hosts::{self, FactsSource, HostInput, PlannedCluster};
+use rookery_stack::render::{self, Manifest, RenderOptions, Source};
+use rookery_stack::{Finding, Severity, Stack};
+use rookery_transport::{AgentBinary, ConnectOptions, Connector};
+use serde::Serialize;
+
+use crate::exit;
+use crate::output::{Output, OutputFormat};
+
+/// Inputs shared by `plan` and `render`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// Inventory file (Ansible YAML or INI); its hosts are the Kubernetes nodes.
+    #[arg(long, short = 'i', env = "ROOKERY_INVENTORY")]
+    pub inventory: PathBuf,
+    /// Only these hosts (Ansible pattern).
+    #[arg(long, short = 'l', value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Stack file (YAML shaped like the seed's StorageModule arguments).
+    #[arg(long, value_name = "FILE", env = "ROOKERY_STACK")]
+    pub stack: PathBuf,
+    /// Host facts from `rookery probe -i INVENTORY -o json > FILE`.
+    #[arg(long, value_name = "FILE", conflicts_with = "probe")]
+    pub facts: Option<PathBuf>,
+    /// Probe the hosts now (SSH) instead of reading `--facts`.
+    #[arg(long)]
+    pub probe: bool,
+    /// Directory holding the upstream bundle (default: the cache `rookery bundle fetch` fills).
+    #[arg(long, value_name = "DIR", env = "ROOKERY_BUNDLE_DIR")]
+    pub bundle_dir: Option<PathBuf>,
+    /// With --probe: accept and remember unknown SSH host keys.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// With --probe: known_hosts file.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// With --probe: OpenSSH client config to read.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// With --probe: the rookery-agent binary to upload.
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
+    /// With --probe: connection timeout in seconds.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// With --probe: per-request timeout in seconds.
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// Check a stack against the hosts and show everything it would create, in apply order.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: StackArgs,
+}
+
+/// A stack resolved and validated.
+pub struct Prepared {
+    pub stack: Stack,
+    pub stack_dir: PathBuf,
+    pub cluster: PlannedCluster,
+    pub findings: Vec<Finding>,
+    pub bundle: Bundle,
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(code)
+}
+
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::probe::error_chain(err)
+}
+
+/// Load everything `plan` and `render` need. Errors are printed; the exit code is returned.
+pub async fn prepare(args: &StackArgs, out: &Output) -> Result<Prepared, ExitCode> {
+    let stack: Stack =
+        rookery_stack::yaml::load(&args.stack).map_err(|e| fail(exit::INPUT, chain(&e)))?;
+    let stack_dir = args
+        .stack
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let inventory = Inventory::load(&args.inventory).map_err(|e| fail(exit::INPUT, chain(&e)))?;
+    if !out.quiet {
+        for w in inventory.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+    let selected = inventory
+        .select_limited("all", args.limit.as_deref())
+        .map_err(|e| fail(exit::USAGE, format!("--limit: {}", chain(&e))))?;
+    let mut inputs: Vec<HostInput> = selected
+        .iter()
+        .map(|h| HostInput {
+            name: h.name.clone(),
+            facts: None,
+            probe_status: None,
+        })
+        .collect();
+
+    let facts_source = if let Some(path) = &args.facts {
+        let report = hosts::load_probe_report(path).map_err(|e| fail(exit::INPUT, chain(&e)))?;
+        if !out.quiet {
+            for e in &report.hosts {
+                if !inputs.iter().any(|h| h.name == e.host) {
+                    eprintln!(
+                        "warning: {}: host `{}` is not in the inventory (ignored)",
+                        path.display(),
+                        e.host
+                    );
+                }
+            }
+        }
+        report.apply(&mut inputs);
+        FactsSource::File
+    } else if args.probe {
+        live_probe(args, &selected, &mut inputs).await?;
+        FactsSource::Probe
+    } else {
+        FactsSource::None
+    };
+
+    let selection_hosts = match stack
+        .ceph_cluster
+        .storage
+        .device_selection
+        .as_ref()
+        .and_then(|s| s.hosts.as_deref())
+    {
+        Some(pattern) => Some(
+            inventory
+                .select(pattern)
+                .map_err(|e| {
+                    fail(
+                        exit::INPUT,
+                        format!(
+                            "{}: cephCluster.storage.deviceSelection.hosts: {}",
+                            args.stack.display(),
+                            chain(&e)
+                        ),
+                    )
+                })?
+                .iter()
+                .map(|h| h.name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        None => None,
+    };
+    let cluster = hosts::plan_cluster(&stack, &inputs, selection_hosts.as_deref(), facts_source);
+    let findings = rookery_stack::validate::validate(&stack, &cluster, &stack_dir);
+
+    let lock = bundle::lock().map_err(|e| fail(exit::ERROR, chain(&e)))?;
+    let dir = match &args.bundle_dir {
+        Some(d) => d.clone(),
+        None => bundle::default_dir(&lock).map_err(|e| fail(exit::USAGE, chain(&e)))?,
+    };
+    Ok(Prepared {
+        stack,
+        stack_dir,
+        cluster,
+        findings,
+        bundle: Bundle::new(dir, lock),
+    })
+}
+
+async fn live_probe(
+    args: &StackArgs,
+    selected: &[&rookery_inventory::Host],
+    inputs: &mut [HostInput],
+) -> Result<(), ExitCode> {
+    let agent = AgentBinary::locate(args.agent_binary.as_deref())
+        .map_err(|e| fail(exit::ERROR, chain(&e)))?;
+    let mut opts = ConnectOptions::new(agent);
+    opts.accept_new_host_keys = args.accept_new_host_keys;
+    opts.known_hosts = args.known_hosts.clone();
+    opts.ssh_config = args.ssh_config.clone();
+    opts.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+    opts.command_timeout = Duration::from_secs(args.timeout.max(1));
+    opts.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let connector = Connector::new(opts);
+    let results = crate::probe::gather(
+        &connector,
+        selected,
+        crate::commands::probe::DEFAULT_FORKS as usize,
+        false,
+        &mut |_| {},
+    )
+    .await;
+    for (input, result) in inputs.iter_mut().zip(&results) {
+        input.facts = result.facts().cloned();
+        input.probe_status = Some(result.status().to_string());
+        if let Some(err) = result.error() {
+            eprintln!("warning: {}: probe {}: {err}", result.host, result.status());
+        }
+    }
+    Ok(())
+}
+
+/// The plan document (`-o json`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanJson<'a> {
+    stack: String,
+    bundle_dir: String,
+    bundle_complete: bool,
+    cluster: &'a PlannedCluster,
+    key_type: &'static str,
+    manifests: &'a [Manifest],
+    findings: &'a [Finding],
+    recap: RecapJson,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct RecapJson {
+    errors: usize,
+    warnings: usize,
+}
+
+fn recap(findings: &[Finding]) -> RecapJson {
+    RecapJson {
+        errors: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count(),
+        warnings: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count(),
+    }
+}
+
+pub async fn run(args: PlanArgs, out: Output) -> ExitCode {
+    let p = match prepare(&args.input, &out).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let complete = p.bundle.verify().iter().all(|(_, s)| *s == FileStatus::Ok);
+    let manifests = if complete {
+        let opts = RenderOptions {
+            show_secrets: false,
+            stack_dir: p.stack_dir.clone(),
+        };
+        match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("warning: cannot list the objects: {}", chain(&e));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let rc = recap(&p.findings);
+    match out.format {
+        OutputFormat::Json => {
+            let doc = PlanJson {
+                stack: args.input.stack.display().to_string(),
+                bundle_dir: p.bundle.dir.display().to_string(),
+                bundle_complete: complete,
+                cluster: &p.cluster,
+                key_type: rookery_stack::validate::chosen_key_type(&p.stack, &p.cluster),
+                manifests: &manifests,
+                findings: &p.findings,
+                recap: rc,
+            };
+            match serde_json::to_string_pretty(&doc) {
+                Ok(s) => println!("{s}"),
+                Err(e) => return fail(exit::ERROR, e),
+            }
+        }
+        OutputFormat::Human => {
+            print!(
+                "{}",
+                human_plan(&args.input, &p, &manifests, complete, out.verbose)
+            );
+        }
+    }
+    if rc.errors > 0 {
+        ExitCode::from(exit::VALIDATION)
+    } else {
+        ExitCode::from(exit::OK)
+    }
+}
+
+fn size(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "?".into(),
+        Some(b) if b >= 1 << 40 => format!("{:.1} TiB", b as f64 / (1u64 << 40) as f64),
+        Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+    }
+}
+
+fn human_plan(
+    args: &StackArgs,
+    p: &Prepared,
+    manifests: &[Manifest],
+    complete: bool,
+    verbose: u8,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let facts = match p.cluster.facts_source {
+        FactsSource::File => format!(
+            "facts from {}",
+            args.facts.as_deref().unwrap_or(Path::new("?")).display()
+        ),
+        FactsSource::Probe => "facts from a live probe".into(),
+        FactsSource::None => "no facts: devices not verified (use --facts or --probe)".into(),
+    };
+    let _ = writeln!(s, "Plan for {} ({facts})", args.stack.display());
+    let _ = writeln!(s, "\nHosts ({}):", p.cluster.hosts.len());
+    for h in &p.cluster.hosts {
+        let _ = writeln!(
+            s,
+            "  {:<16} hostname {:<16} kernel {:<24} probe {}",
+            h.name,
+            h.hostname.as_deref().unwrap_or("?"),
+            h.kernel.as_deref().unwrap_or("?"),
+            h.probe_status.as_deref().unwrap_or("-"),
+        );
+    }
+    let osds = p.cluster.osd_devices().count();
+    let _ = writeln!(s, "\nOSD devices ({osds}):");
+    for n in &p.cluster.nodes {
+        for d in &n.devices {
+            let state = match &d.state {
+                hosts::DeviceState::Available => "available".to_string(),
+                hosts::DeviceState::Wipe { .. } => "WIPE, then use".to_string(),
+                hosts::DeviceState::NeedsWipe { .. } => "not empty (error)".to_string(),
+                hosts::DeviceState::Unusable { .. } => "unusable (error)".to_string(),
+                hosts::DeviceState::Missing => "missing (error)".to_string(),
+                hosts::DeviceState::Unverified => "unverified".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<14} {:<5} {:>10}  {:<18} {}",
+                n.name,
+                d.requested,
+                d.class.as_deref().unwrap_or("?"),
+                size(d.size_bytes),
+                state,
+                d.id
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nCSI cephx key type: {}",
+        rookery_stack::validate::chosen_key_type(&p.stack, &p.cluster)
+    );
+    if complete {
+        let objects: usize = manifests.iter().map(|m| m.objects.len()).sum();
+        let _ = writeln!(
+            s,
+            "\nObjects to apply, in order ({} manifests, {objects} objects; bundle {}):",
+            manifests.len(),
+            p.bundle.dir.display()
+        );
+        for m in manifests {
+            let what = match &m.source {
+                Source::Bundle { .. } if verbose == 0 && m.objects.len() > 3 => {
+                    let kinds: std::collections::BTreeMap<&str, usize> =
+                        m.objects.iter().fold(Default::default(), |mut acc, o| {
+                            *acc.entry(o.kind.as_str()).or_insert(0) += 1;
+                            acc
+                        });
+                    kinds
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+                _ => m
+                    .objects
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let _ = writeln!(s, "  {:<58} {what}", m.file_name);
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "\nObjects: the upstream bundle at {} is missing or incomplete; run `rookery bundle fetch` \
+             (or pass --bundle-dir) to list every object",
+            p.bundle.dir.display()
+        );
+    }
+    let rc = recap(&p.findings);
+    let _ = writeln!(
+        s,
+        "\nFindings ({} errors, {} warnings):",
+        rc.errors, rc.warnings
+    );
+    if p.findings.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for f in &p.findings {
+        let _ = writeln!(s, "  {}[{}] {}: {}", f.severity, f.code, f.path, f.message);
+        if !f.hint.is_empty() {
+            let _ = writeln!(s, "      hint: {}", f.hint);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{}",
+        if rc.errors > 0 {
+            "Plan REJECTED: fix the errors above; nothing was applied."
+        } else {
+            "Plan OK: nothing was applied."
+        }
+    );
+    s
+}
