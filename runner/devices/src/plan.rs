@@ -217,8 +217,8 @@ fn named_matches(sel: &Selection, dev: &BlockDevice) -> bool {
             };
             dev.path == full
                 || dev.name == n
-                || dev.by_id.iter().any(|l| *l == full)
-                || dev.by_path.iter().any(|l| *l == full)
+                || dev.by_id.contains(&full)
+                || dev.by_path.contains(&full)
         }
         Selector::Serial(s) => dev
             .serial
@@ -610,7 +610,7 @@ mod tests {
             reqs[0].identity.by_id.as_deref(),
             Some("/dev/disk/by-id/wwn-0x5000c500sdb")
         );
-        let text = render_plan(&[p.clone()], false);
+        let text = render_plan(std::slice::from_ref(&p), false);
         assert!(
             text.contains("STABLE ID") && text.contains("WIPE"),
             "{text}"

@@ -232,7 +232,7 @@ pub fn parse_range(text: &str) -> Result<(Option<u64>, Option<u64>), String> {
 pub fn fmt_size(n: u64) -> String {
     for (unit, shift) in [("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
         let m = 1u64 << shift;
-        if n >= m && n % m == 0 {
+        if n >= m && n.is_multiple_of(m) {
             return format!("{}{unit}", n / m);
         }
     }
