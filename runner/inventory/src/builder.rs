@@ -31,6 +31,9 @@ pub(crate) enum Layer {
 
 #[derive(Debug, Default)]
 struct GroupB {
+    /// `ansible_group_priority` from the inventory file: consumed, not a variable (Ansible's
+    /// `Group.set_variable`); in `group_vars/` files it is an ordinary variable.
+    priority: Option<i64>,
     children: Vec<String>,
     hosts: Vec<String>,
     vars: VarMap,
@@ -136,6 +139,14 @@ impl Builder {
 
     pub fn set_group_var(&mut self, group: &str, name: &str, var: Var, layer: Layer) {
         let g = self.groups.entry(group.to_owned()).or_default();
+        if layer == Layer::Inline && name == "ansible_group_priority" {
+            g.priority = match &var.value {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            return;
+        }
         let map = match layer {
             Layer::Inline => &mut g.vars,
             Layer::File => &mut g.file_vars,
@@ -201,17 +212,7 @@ impl Builder {
             }
         }
 
-        let priority = |g: &GroupB| -> i64 {
-            g.file_vars
-                .get("ansible_group_priority")
-                .or_else(|| g.vars.get("ansible_group_priority"))
-                .and_then(|v| match &v.value {
-                    Value::Number(n) => n.as_i64(),
-                    Value::String(s) => s.trim().parse().ok(),
-                    _ => None,
-                })
-                .unwrap_or(1)
-        };
+        let priority = |g: &GroupB| g.priority.unwrap_or(1);
 
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for (hname, hb) in &self.hosts {

@@ -199,7 +199,8 @@ pub(crate) fn parse_value(v: &str) -> Value {
     match p.value() {
         Some(val) => {
             p.ws();
-            if p.i == p.s.len() {
+            // literal_eval tokenizes like Python, so a trailing `# comment` is dropped.
+            if p.i == p.s.len() || p.s[p.i] == b'#' {
                 val
             } else {
                 Value::String(v.to_owned())
@@ -383,7 +384,8 @@ mod tests {
         assert_eq!(parse_value("0755"), json!("0755"));
         assert_eq!(parse_value("0.5"), json!(0.5));
         assert_eq!(parse_value("10.0.0.1"), json!("10.0.0.1"));
-        assert_eq!(parse_value("1 # note"), json!("1 # note"));
+        assert_eq!(parse_value("1 # note"), json!(1));
+        assert_eq!(parse_value("a.b # note"), json!("a.b # note"));
         assert_eq!(parse_value("~/.ssh/id"), json!("~/.ssh/id"));
         assert_eq!(parse_value(""), json!(""));
     }

@@ -4,7 +4,7 @@
 //! printed as `<redacted>`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use rookery_inventory::{ConnectionKind, Host, Inventory, InventoryError, redact};
@@ -20,18 +20,52 @@ pub struct InventorySource {
         short = 'i',
         long = "inventory",
         env = "ROOKERY_INVENTORY",
-        value_name = "PATH"
+        value_name = "PATH",
+        global = true
     )]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
+}
+
+/// `rookery inventory [-i PATH] <list|graph|host>`; `-i` is accepted before or after the
+/// action (`global`), which the derive cannot express for an enum, hence the small manual
+/// `Subcommand` impl below that wraps [`InventoryArgs`].
+#[derive(Debug)]
+pub struct InventoryCommand(pub InventoryArgs);
+
+#[derive(Debug, clap::Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub source: InventorySource,
+    #[command(subcommand)]
+    pub action: InventoryAction,
+}
+
+impl clap::FromArgMatches for InventoryCommand {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        InventoryArgs::from_arg_matches(m).map(InventoryCommand)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl clap::Subcommand for InventoryCommand {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        <InventoryArgs as clap::Args>::augment_args(cmd)
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        <InventoryArgs as clap::Args>::augment_args_for_update(cmd)
+    }
+    fn has_subcommand(name: &str) -> bool {
+        <InventoryAction as clap::Subcommand>::has_subcommand(name)
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum InventoryCommand {
+pub enum InventoryAction {
     /// List resolved hosts: address, port, user, connection and groups (`-o json`: all
     /// variables, secrets redacted).
     List {
-        #[command(flatten)]
-        source: InventorySource,
         /// Only hosts matching this Ansible pattern (`group`, `host`, `web*`, `a:&b`,
         /// `a:!b`, `~regex`, `@retry-file`). A name that matches nothing is an error.
         #[arg(long, short = 'l', value_name = "PATTERN")]
@@ -39,8 +73,6 @@ pub enum InventoryCommand {
     },
     /// Show the group tree, like `ansible-inventory --graph`.
     Graph {
-        #[command(flatten)]
-        source: InventorySource,
         /// Start from this group instead of `all`.
         #[arg(value_name = "GROUP")]
         group: Option<String>,
@@ -51,15 +83,18 @@ pub enum InventoryCommand {
     /// Show one host: its resolved variables (secrets redacted), its connection settings
     /// and the ssh options rookery ignores. `-v` adds where each variable was set.
     Host {
-        #[command(flatten)]
-        source: InventorySource,
         /// Inventory name of the host.
         name: String,
     },
 }
 
 pub async fn run(cmd: InventoryCommand, out: Output) -> ExitCode {
-    match execute(cmd, out) {
+    let InventoryCommand(args) = cmd;
+    let Some(path) = args.source.inventory else {
+        eprintln!("error: no inventory given: pass -i/--inventory PATH or set ROOKERY_INVENTORY");
+        return ExitCode::from(exit::USAGE);
+    };
+    match execute(&path, args.action, out) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(Failure::Inventory(err)) => {
             crate::cli::report_error(&anyhow::Error::from(err));
@@ -92,8 +127,8 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn load(source: &InventorySource, out: &Output) -> Result<Inventory, InventoryError> {
-    let inv = Inventory::load(&source.inventory)?;
+fn load(path: &Path, out: &Output) -> Result<Inventory, InventoryError> {
+    let inv = Inventory::load(path)?;
     if !out.quiet {
         for w in inv.warnings() {
             eprintln!("warning: {w}");
@@ -102,21 +137,16 @@ fn load(source: &InventorySource, out: &Output) -> Result<Inventory, InventoryEr
     Ok(inv)
 }
 
-fn execute(cmd: InventoryCommand, out: Output) -> Result<(), Failure> {
+fn execute(path: &Path, action: InventoryAction, out: Output) -> Result<(), Failure> {
+    let inv = load(path, &out)?;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    match cmd {
-        InventoryCommand::List { source, limit } => {
-            let inv = load(&source, &out)?;
+    match action {
+        InventoryAction::List { limit } => {
             let hosts = inv.select(limit.as_deref().unwrap_or("all"))?;
             list(&mut w, &hosts, out)?;
         }
-        InventoryCommand::Graph {
-            source,
-            group,
-            vars,
-        } => {
-            let inv = load(&source, &out)?;
+        InventoryAction::Graph { group, vars } => {
             let root = group.as_deref().unwrap_or("all");
             if inv.group(root).is_none() {
                 // Reuse the pattern machinery for its "did you mean" message.
@@ -140,8 +170,7 @@ fn execute(cmd: InventoryCommand, out: Output) -> Result<(), Failure> {
                 }
             }
         }
-        InventoryCommand::Host { source, name } => {
-            let inv = load(&source, &out)?;
+        InventoryAction::Host { name } => {
             let Some(host) = inv.host(&name) else {
                 let near: Vec<&str> = inv
                     .hosts()
@@ -149,14 +178,14 @@ fn execute(cmd: InventoryCommand, out: Output) -> Result<(), Failure> {
                     .map(|h| h.name.as_str())
                     .filter(|h| strsim_close(&name, h))
                     .collect();
-                let hint = match near.first() {
-                    Some(n) => format!("; did you mean `{n}`?"),
-                    None if inv.group(&name).is_some() => {
-                        format!(
-                            "; `{name}` is a group (try `rookery inventory list --limit {name}`)"
-                        )
+                let hint = if inv.group(&name).is_some() {
+                    format!("; `{name}` is a group (try `rookery inventory list --limit {name}`)")
+                } else {
+                    match near.as_slice() {
+                        [] => String::new(),
+                        [one] => format!("; did you mean `{one}`?"),
+                        many => format!("; did you mean one of {}?", many.join(", ")),
                     }
-                    None => String::new(),
                 };
                 return Err(InventoryError::Pattern {
                     pattern: name.clone(),
@@ -280,8 +309,9 @@ fn list(w: &mut impl Write, hosts: &[&Host], out: Output) -> std::io::Result<()>
     Ok(())
 }
 
-/// `ansible-inventory --graph` layout: children sorted by name, then hosts sorted by name;
-/// `all` lists no hosts directly (they appear under `ungrouped` or their groups).
+/// `ansible-inventory --graph` layout (as ansible-core 2.19 prints it): child groups, then
+/// hosts, both in inventory order; `all` lists no hosts directly (they appear under
+/// `ungrouped` or their groups).
 fn graph_lines(inv: &Inventory, group: &str, depth: usize, vars: bool, out: &mut Vec<String>) {
     let indent = |depth: usize, name: &str| {
         if depth == 0 {
@@ -299,21 +329,15 @@ fn graph_lines(inv: &Inventory, group: &str, depth: usize, vars: bool, out: &mut
             out.push(indent(depth + 1, &format!("{{{k} = {}}}", show(&v))));
         }
     }
-    let mut children: Vec<&String> = g.children.iter().collect();
-    children.sort();
-    for c in children {
+    for c in &g.children {
         graph_lines(inv, c, depth + 1, vars, out);
     }
     if group != "all" {
-        let mut hosts: Vec<&String> = g.hosts.iter().collect();
-        hosts.sort();
-        for h in hosts {
+        for h in &g.hosts {
             out.push(indent(depth + 1, h));
-            if vars {
-                if let Some(host) = inv.host(h) {
-                    for (k, v) in redact(&host.vars) {
-                        out.push(indent(depth + 2, &format!("{{{k} = {}}}", show(&v))));
-                    }
+            if let Some(host) = inv.host(h).filter(|_| vars) {
+                for (k, v) in redact(&host.vars) {
+                    out.push(indent(depth + 2, &format!("{{{k} = {}}}", show(&v))));
                 }
             }
         }
@@ -331,14 +355,10 @@ fn graph_json(inv: &Inventory, group: &str, vars: bool) -> Value {
     let Some(g) = inv.group(group) else {
         return Value::Null;
     };
-    let mut children: Vec<&String> = g.children.iter().collect();
-    children.sort();
-    let mut hosts: Vec<&String> = g.hosts.iter().collect();
-    hosts.sort();
     let mut doc = json!({
         "name": g.name,
-        "children": children.iter().map(|c| graph_json(inv, c, vars)).collect::<Vec<_>>(),
-        "hosts": if group == "all" { Vec::new() } else { hosts },
+        "children": g.children.iter().map(|c| graph_json(inv, c, vars)).collect::<Vec<_>>(),
+        "hosts": if group == "all" { &[][..] } else { &g.hosts[..] },
     });
     if vars {
         doc["vars"] = Value::Object(redact(&g.vars));
