@@ -555,13 +555,15 @@ impl Executor {
                         "{}: loop must be a list, but it rendered to {other}",
                         task.location
                     ));
-                    report(Status::Failed, &r, None, false, vec![], elapsed_ms(started));
-                    return self.finish(task, st, Status::Failed, r, None);
+                    let status = settle(task, Status::Failed);
+                    report(status, &r, None, false, vec![], elapsed_ms(started));
+                    return self.finish(task, st, status, r, None);
                 }
                 Err(e) => {
                     let r = fail_result(template_msg(task, "loop", &e, &resolved.broken));
-                    report(Status::Failed, &r, None, false, vec![], elapsed_ms(started));
-                    return self.finish(task, st, Status::Failed, r, None);
+                    let status = settle(task, Status::Failed);
+                    report(status, &r, None, false, vec![], elapsed_ms(started));
+                    return self.finish(task, st, status, r, None);
                 }
             },
         };
@@ -666,6 +668,21 @@ impl Executor {
     /// One module run: when → template args → validate → query → (apply) →
     /// changed_when/failed_when. Returns status, result, what changed, unreachable reason.
     async fn run_item(
+        &self,
+        pctx: &PlayCtx<'_>,
+        task: &Task,
+        st: &mut HostState,
+        resolved: &vars::Resolved,
+        check: bool,
+        item: Option<&Value>,
+    ) -> (Status, ModuleResult, Vec<String>, Option<String>) {
+        let (status, r, changes, unreachable) = self
+            .run_item_inner(pctx, task, st, resolved, check, item)
+            .await;
+        (settle(task, status), r, changes, unreachable)
+    }
+
+    async fn run_item_inner(
         &self,
         pctx: &PlayCtx<'_>,
         task: &Task,
@@ -853,11 +870,7 @@ impl Executor {
             }
         }
         let status = if r.failed {
-            if task.ignore_errors {
-                Status::Ignored
-            } else {
-                Status::Failed
-            }
+            Status::Failed
         } else if r.skipped {
             Status::Skipped
         } else if r.changed {
@@ -934,6 +947,15 @@ impl Executor {
 
 fn name_of(task: &Task) -> String {
     task.display_name()
+}
+
+/// A failure of a task with `ignore_errors: true` counts as ignored.
+fn settle(task: &Task, status: Status) -> Status {
+    if status == Status::Failed && task.ignore_errors {
+        Status::Ignored
+    } else {
+        status
+    }
 }
 
 fn elapsed_ms(t: Instant) -> u64 {

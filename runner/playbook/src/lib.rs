@@ -11,6 +11,7 @@ pub mod executor;
 pub mod expr;
 pub mod language;
 pub mod modules;
+pub mod source;
 pub mod template;
 pub mod vars;
 pub mod yaml;
@@ -25,4 +26,5 @@ pub use language::{LoadError, Play, Playbook, Task, load_playbook, parse_playboo
 pub use modules::{
     Action, Change, Module, ModuleCtx, ModuleError, ModuleResult, Query, Registry, RunsOn,
 };
+pub use source::InventorySource;
 pub use template::{Templar, TemplateError};

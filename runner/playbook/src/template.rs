@@ -108,8 +108,8 @@ impl Templar {
 
 /// `{{ a.b.c }}` alone (whitespace allowed) → `a.b.c`.
 fn single_reference(s: &str) -> Option<String> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // Surrounding text (even a newline) makes it a string, as in Ansible.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") {
         return None;
     }
