@@ -562,7 +562,8 @@ pub(crate) async fn start(
                     .and_then(|r| r.ok().and_then(|e| e.clone()));
             // Give the stderr watcher a moment to take in the last chunk.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            backing.close().await;
+            // Dropped, not closed: over SSH the connection stays up for the upload.
+            drop(backing);
             return Err(classify_exit(status, &tail, &noise));
         }
     };

@@ -1,0 +1,134 @@
+//! The agent's life on a node: uploaded once per version to a sha256-named path in a private
+//! directory, not uploaded again, and detected and replaced when corrupted. Each test logs in
+//! as its own user so the agent cache is its own (root's /var/lib/rookery is shared).
+
+use std::path::Path;
+use std::process::Command;
+
+use rookery_tests::require::prerequisite;
+use rookery_tests::sshd::{
+    SshLab, Sudo, agent_binary, ensure_user, missing_prerequisite, run_probe_json,
+};
+
+fn ready() -> bool {
+    let missing = missing_prerequisite();
+    prerequisite(missing.is_none(), missing.as_deref().unwrap_or(""))
+}
+
+fn sha256(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn uploaded_once_then_reused() {
+    if !ready() {
+        return;
+    }
+    let user = ensure_user("rkt-upload", "x-Rk-1", Sudo::None).unwrap();
+    let lab = SshLab::start(1).unwrap();
+    let kh = lab.known_hosts("kh", &[0]).unwrap();
+    let inv = lab
+        .inventory(
+            "inv.yaml",
+            &[lab.host_entry("n", lab.hosts[0].port, &user.name, &[])],
+        )
+        .unwrap();
+    let probe = || {
+        run_probe_json(
+            lab.rookery()
+                .arg("probe")
+                .arg("-i")
+                .arg(&inv)
+                .arg("--known-hosts")
+                .arg(&kh),
+        )
+        .unwrap()
+    };
+    let first = probe();
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(first.host("n")["agent_uploaded"], true, "{first}");
+    let sha = sha256(&agent_binary());
+    let remote = user.agent_dir().join(format!("agent-{sha}"));
+    assert!(remote.exists(), "agent at {}", remote.display());
+    assert_eq!(sha256(&remote), sha);
+    assert_eq!(mode(&user.agent_dir()), 0o700, "private directory");
+    assert_eq!(mode(&remote), 0o700);
+    let leftovers: Vec<_> = std::fs::read_dir(user.agent_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left behind");
+
+    let second = probe();
+    assert_eq!(second.code, Some(0), "{second}");
+    assert_eq!(
+        second.host("n")["agent_uploaded"],
+        false,
+        "not uploaded again\n{second}"
+    );
+}
+
+#[test]
+fn corrupted_agent_is_detected_and_replaced() {
+    if !ready() {
+        return;
+    }
+    let user = ensure_user("rkt-corrupt", "x-Rk-2", Sudo::None).unwrap();
+    let lab = SshLab::start(1).unwrap();
+    let kh = lab.known_hosts("kh", &[0]).unwrap();
+    let inv = lab
+        .inventory(
+            "inv.yaml",
+            &[lab.host_entry("n", lab.hosts[0].port, &user.name, &[])],
+        )
+        .unwrap();
+    let probe = || {
+        run_probe_json(
+            lab.rookery()
+                .arg("probe")
+                .arg("-i")
+                .arg(&inv)
+                .arg("--known-hosts")
+                .arg(&kh),
+        )
+        .unwrap()
+    };
+    assert_eq!(probe().code, Some(0));
+    let sha = sha256(&agent_binary());
+    let remote = user.agent_dir().join(format!("agent-{sha}"));
+
+    // Flip bytes in the middle (still an executable ELF of the same size), then truncate:
+    // both must be caught before the file is run.
+    for damage in ["flip", "truncate"] {
+        let mut bytes = std::fs::read(&remote).unwrap();
+        if damage == "flip" {
+            let mid = bytes.len() / 2;
+            for b in &mut bytes[mid..mid + 64] {
+                *b ^= 0xff;
+            }
+        } else {
+            bytes.truncate(bytes.len() / 3);
+        }
+        std::fs::write(&remote, &bytes).unwrap();
+        assert_ne!(sha256(&remote), sha);
+        let run = probe();
+        assert_eq!(run.code, Some(0), "{damage}: {run}");
+        assert_eq!(
+            run.host("n")["agent_uploaded"],
+            true,
+            "{damage}: replaced\n{run}"
+        );
+        assert_eq!(sha256(&remote), sha, "{damage}: the good agent is back");
+    }
+}
