@@ -106,12 +106,13 @@ impl Source<'_> {
     }
 
     /// The offending line with a caret under `col`, prefixed by a newline; empty if the line
-    /// does not exist. Lines that may hold secrets are shown anyway: they are the user's own
-    /// file, printed on their own terminal, and the caret is useless without them.
+    /// does not exist. Values of secret-looking keys on that line are masked, since errors
+    /// end up in CI logs.
     pub fn snippet(&self, line: usize, col: usize) -> String {
         let Some(text) = self.text.lines().nth(line.saturating_sub(1)) else {
             return String::new();
         };
+        let text = mask_secrets(text);
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let caret_at: String = text
@@ -144,6 +145,21 @@ impl Source<'_> {
             snippet: self.snippet(line, col),
         }
     }
+}
+
+static SECRET_ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    crate::yaml::static_regex(
+        r#"(?i)([\w.-]*(?:pass|secret|token)[\w.-]*)(\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s#]+)"#,
+    )
+});
+
+/// `ansible_become_pass: x` → `ansible_become_pass: <redacted>` (YAML or INI spelling).
+pub(crate) fn mask_secrets(line: &str) -> String {
+    SECRET_ASSIGNMENT
+        .replace_all(line, |c: &regex::Captures| {
+            format!("{}{}{}", &c[1], &c[2], crate::vars::REDACTED)
+        })
+        .into_owned()
 }
 
 /// Up to three names close to `wanted`, best first, for "did you mean" hints.

@@ -145,3 +145,18 @@ fn missing_file() {
         "cannot read inventory `T/nope.yaml`"
     );
 }
+
+#[test]
+fn snippets_mask_secret_values() {
+    let e = err(
+        "inv.yaml",
+        "all:\n  hosts:\n    h: {ansible_become_pass: hunter2, ansible_hots: x}\n",
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(e.contains("ansible_become_pass: <redacted>"), "{e}");
+    let e = err(
+        "inv.ini",
+        "[g]\nh ansible_become_password='hunter 2' ansible_prot=1\n",
+    );
+    assert!(!e.contains("hunter"), "{e}");
+}

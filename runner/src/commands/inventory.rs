@@ -94,7 +94,8 @@ pub async fn run(cmd: InventoryCommand, out: Output) -> ExitCode {
         eprintln!("error: no inventory given: pass -i/--inventory PATH or set ROOKERY_INVENTORY");
         return ExitCode::from(exit::USAGE);
     };
-    match execute(&path, args.action, out) {
+    let stdout = std::io::stdout();
+    match execute(&path, args.action, out, &mut stdout.lock()) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(Failure::Inventory(err)) => {
             crate::cli::report_error(&anyhow::Error::from(err));
@@ -137,14 +138,17 @@ fn load(path: &Path, out: &Output) -> Result<Inventory, InventoryError> {
     Ok(inv)
 }
 
-fn execute(path: &Path, action: InventoryAction, out: Output) -> Result<(), Failure> {
+fn execute(
+    path: &Path,
+    action: InventoryAction,
+    out: Output,
+    mut w: &mut impl Write,
+) -> Result<(), Failure> {
     let inv = load(path, &out)?;
-    let stdout = std::io::stdout();
-    let mut w = stdout.lock();
     match action {
         InventoryAction::List { limit } => {
             let hosts = inv.select(limit.as_deref().unwrap_or("all"))?;
-            list(&mut w, &hosts, out)?;
+            list(w, &hosts, out)?;
         }
         InventoryAction::Graph { group, vars } => {
             let root = group.as_deref().unwrap_or("all");
@@ -196,7 +200,7 @@ fn execute(path: &Path, action: InventoryAction, out: Output) -> Result<(), Fail
             let doc = host_json(host, out.verbose > 0);
             match out.format {
                 OutputFormat::Json => writeln!(w, "{}", to_pretty(&doc))?,
-                OutputFormat::Human => host_human(&mut w, host, out.verbose > 0)?,
+                OutputFormat::Human => host_human(w, host, out.verbose > 0)?,
             }
         }
     }
@@ -442,4 +446,175 @@ fn host_json(h: &Host, origins: bool) -> Value {
         doc["var_origins"] = Value::Object(o);
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(format: OutputFormat, verbose: u8) -> Output {
+        Output {
+            format,
+            color: false,
+            progress: false,
+            verbose,
+            quiet: false,
+        }
+    }
+
+    fn run_to_string(
+        text: &str,
+        name: &str,
+        action: InventoryAction,
+        format: OutputFormat,
+    ) -> Result<String, String> {
+        // runner has no tempfile dev-dependency (not this module's Cargo.toml to change).
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("rookery-inv-cli-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut buf = Vec::new();
+        let result = execute(&path, action, output(format, 0), &mut buf);
+        std::fs::remove_dir_all(&dir).unwrap();
+        match result {
+            Ok(()) => Ok(String::from_utf8(buf).unwrap()),
+            Err(Failure::Inventory(e)) => Err(e.to_string()),
+            Err(Failure::Io(e)) => Err(e.to_string()),
+        }
+    }
+
+    const INV: &str = "[web]\nw1 ansible_host=10.0.0.1 ansible_port=2222 ansible_user=ops\n\
+        w2 ansible_connection=local ansible_become=true ansible_become_pass=hunter2\n\
+        [db]\nd1 api_token=abc ansible_ssh_common_args='-o ControlMaster=auto -J jump'\n\
+        [prod:children]\nweb\ndb\n";
+
+    #[test]
+    fn list_table() {
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::List { limit: None },
+            OutputFormat::Human,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "HOST  ADDRESS   PORT  USER  CONNECTION    BECOME  GROUPS\n\
+             w1    10.0.0.1  2222  ops   ssh           -       prod,web\n\
+             w2    -         -     -     local         root    prod,web\n\
+             d1    d1        -     -     ssh via jump  -       db,prod\n"
+        );
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::List {
+                limit: Some("prod:!web".into()),
+            },
+            OutputFormat::Human,
+        )
+        .unwrap();
+        assert_eq!(out.lines().count(), 2);
+        let err = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::List {
+                limit: Some("wbe".into()),
+            },
+            OutputFormat::Human,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "host pattern `wbe`: no host or group matches `wbe`; did you mean `web`?"
+        );
+    }
+
+    #[test]
+    fn json_output_redacts_secrets() {
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::List { limit: None },
+            OutputFormat::Json,
+        )
+        .unwrap();
+        assert!(!out.contains("hunter2") && !out.contains("abc"), "{out}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc[1]["vars"]["ansible_become_pass"], json!("<redacted>"));
+        assert_eq!(doc[1]["connection"]["become_password"], json!("<redacted>"));
+        assert_eq!(doc[2]["vars"]["api_token"], json!("<redacted>"));
+        assert_eq!(
+            doc[2]["connection"]["ignored_ssh_options"],
+            json!(["-o ControlMaster=auto"])
+        );
+    }
+
+    #[test]
+    fn graph_like_ansible_inventory() {
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::Graph {
+                group: None,
+                vars: false,
+            },
+            OutputFormat::Human,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "@all:\n  |--@ungrouped:\n  |--@prod:\n  |  |--@web:\n  |  |  |--w1\n  |  |  |--w2\n  |  |--@db:\n  |  |  |--d1\n"
+        );
+    }
+
+    #[test]
+    fn host_shows_connection_and_ignored_options() {
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::Host { name: "d1".into() },
+            OutputFormat::Human,
+        )
+        .unwrap();
+        assert!(
+            out.starts_with(
+                "host: d1\ngroups: [db, prod]\nconnection:\n  kind: ssh\n  address: d1\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("  proxy_jump: jump\n"), "{out}");
+        assert!(
+            out.contains(
+                "ignored_ssh_options:  # not honoured by rookery\n  - \"-o ControlMaster=auto\"\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("  api_token: <redacted>\n"), "{out}");
+        let out = run_to_string(
+            INV,
+            "inv.ini",
+            InventoryAction::Host { name: "w2".into() },
+            OutputFormat::Human,
+        )
+        .unwrap();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("  become_password: <redacted>\n"), "{out}");
+    }
+
+    #[test]
+    fn bad_inventory_is_a_located_error() {
+        let err = run_to_string(
+            "all:\n  children:\n    web:\n      hots:\n",
+            "inv.yaml",
+            InventoryAction::List { limit: None },
+            OutputFormat::Human,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("inv.yaml:4:7: all.children.web.hots: unknown key `hots`"),
+            "{err}"
+        );
+    }
 }
