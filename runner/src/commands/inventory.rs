@@ -142,7 +142,7 @@ fn execute(
     path: &Path,
     action: InventoryAction,
     out: Output,
-    mut w: &mut impl Write,
+    w: &mut impl Write,
 ) -> Result<(), Failure> {
     let inv = load(path, &out)?;
     match action {
