@@ -45,6 +45,8 @@ pub enum Command {
     Plan(commands::plan::PlanArgs),
     Render(commands::render::RenderArgs),
     Bundle(commands::bundle::BundleCli),
+    /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
+    Play(commands::play::PlayArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -72,6 +74,7 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => commands::plan::run(args, out).await,
             Command::Render(args) => commands::render::run(args, out).await,
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
+            Command::Play(args) => commands::play::run(args, out).await,
         }
     })
 }

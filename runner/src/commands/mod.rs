@@ -3,5 +3,6 @@
 pub mod bundle;
 pub mod inventory;
 pub mod plan;
+pub mod play;
 pub mod probe;
 pub mod render;
