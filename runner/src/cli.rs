@@ -14,7 +14,12 @@ use crate::output::{Output, OutputFormat};
 /// Start with `rookery probe -i INVENTORY` to see every host's disks and whether Ceph can
 /// use them.
 #[derive(Debug, Parser)]
-#[command(name = "rookery", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "rookery",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -47,20 +52,28 @@ pub enum Command {
     Bundle(commands::bundle::BundleCli),
     /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
     Play(commands::play::PlayArgs),
+    Prepare(commands::prepare::PrepareArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }
     };
     let out = Output::new(cli.global.output, cli.global.verbose, cli.global.quiet);
     init_logging(&out);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -75,6 +88,7 @@ pub fn main() -> ExitCode {
             Command::Render(args) => commands::render::run(args, out).await,
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
             Command::Play(args) => commands::play::run(args, out).await,
+            Command::Prepare(args) => commands::prepare::run(args, out).await,
         }
     })
 }

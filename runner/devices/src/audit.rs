@@ -179,8 +179,9 @@ mod tests {
 
     #[test]
     fn append_and_read_back() {
-        let d = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(d.path().join("state/rookery/audit.jsonl")).unwrap();
+        // std only (no tempfile): this crate is also compiled inside `rookery` for now.
+        let d = std::env::temp_dir().join(format!("rookery-audit-test-{}", new_run_id()));
+        let log = AuditLog::open(d.join("state/rookery/audit.jsonl")).unwrap();
         let id = DeviceIdentity {
             path: "/dev/sdb".into(),
             serial: Some("S1".into()),
@@ -211,5 +212,6 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(dmode, 0o700);
+        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use rookery_proto::{
     BlockDevice, DeviceIdentity, DeviceKind, DevicePlan, HostFacts, RejectReason, Signature,
 };
 
-use crate::spec::{Selection, Selector, glob_match};
+use super::spec::{Selection, Selector, glob_match};
 
 /// The 5 GiB floor ceph-volume applies (strictly smaller is rejected).
 pub const MIN_OSD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -498,8 +498,8 @@ pub fn confirmation_text(plans: &[HostPlan]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::parse_host_specs;
     use super::*;
-    use crate::spec::parse_host_specs;
     use rookery_proto::{DeviceClass, OsRelease, SignatureKind, Transport};
     use serde_json::json;
 

@@ -4,5 +4,6 @@ pub mod bundle;
 pub mod inventory;
 pub mod plan;
 pub mod play;
+pub mod prepare;
 pub mod probe;
 pub mod render;
