@@ -17,6 +17,10 @@ const IGNORED_EXTS: &[&str] = &[
 const VARS_EXTS: &[&str] = &["", ".yml", ".yaml", ".json"];
 
 pub(crate) fn load(path: &Path) -> Result<Inventory, InventoryError> {
+    // Ansible's `host_list` source: `-i 'web1,web2:2222,'` names hosts directly.
+    if let Some(list) = path.to_str().filter(|s| s.contains(',') && !path.exists()) {
+        return load_host_list(list);
+    }
     let mut files = Vec::new();
     collect(path, &mut files)?;
     let mut b = Builder::new();
@@ -45,6 +49,30 @@ pub(crate) fn load_text(text: &str, path: &Path) -> Result<Inventory, InventoryE
     let mut b = Builder::new();
     parse_into(text, path, &mut b)?;
     b.finish(vec![path.to_path_buf()])
+}
+
+fn load_host_list(list: &str) -> Result<Inventory, InventoryError> {
+    let mut b = Builder::new();
+    let src = Source {
+        path: Path::new("<host list>"),
+        text: list,
+    };
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let col = list.find(item).unwrap_or(0) + 1;
+        let (hosts, port) =
+            crate::hostrange::parse_host_pattern(item).map_err(|m| src.invalid(1, col, "", m))?;
+        for h in hosts {
+            b.add_host(&h, "ungrouped");
+            if let Some(port) = port {
+                let var = Var {
+                    value: port.into(),
+                    loc: src.location(1, col),
+                };
+                b.set_host_var(&h, "ansible_port", var, Layer::Inline);
+            }
+        }
+    }
+    b.finish(Vec::new())
 }
 
 fn read(path: &Path) -> Result<String, InventoryError> {

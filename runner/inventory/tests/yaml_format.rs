@@ -153,3 +153,14 @@ fn unused_ansible_vars_and_duplicate_keys_are_warnings() {
     );
     assert_eq!(inv.host("h").unwrap().vars["a"], json!(2));
 }
+
+#[test]
+fn comma_separated_host_list_like_ansible() {
+    let inv = rookery_inventory::Inventory::load("10.0.0.1, web2:2222,").unwrap();
+    assert_eq!(
+        names(&inv.hosts().iter().collect::<Vec<_>>()),
+        ["10.0.0.1", "web2"]
+    );
+    assert_eq!(inv.host("web2").unwrap().connection.port, Some(2222));
+    assert_eq!(inv.host("10.0.0.1").unwrap().groups, ["ungrouped"]);
+}
