@@ -236,6 +236,21 @@ impl SshLab {
         self.dir.path()
     }
 
+    /// Only the client side (temp dir, fake home, key): for `connection: local` tests, which
+    /// need neither root nor sshd.
+    pub fn empty_client_only() -> Result<SshLab> {
+        let dir = tempfile::Builder::new()
+            .prefix("rookery-sshlab-")
+            .tempdir()?;
+        let client_key = dir.path().join("id_ed25519");
+        std::fs::create_dir_all(dir.path().join("home/.ssh"))?;
+        Ok(SshLab {
+            dir,
+            client_key,
+            hosts: vec![],
+        })
+    }
+
     /// The runner's `$HOME` in tests (its `.ssh/known_hosts` starts empty).
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")

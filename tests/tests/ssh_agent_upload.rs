@@ -2,6 +2,8 @@
 //! directory, not uploaded again, and detected and replaced when corrupted. Each test logs in
 //! as its own user so the agent cache is its own (root's /var/lib/rookery is shared).
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use std::path::Path;
 use std::process::Command;
 

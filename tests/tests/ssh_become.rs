@@ -17,7 +17,7 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
 
 #[test]

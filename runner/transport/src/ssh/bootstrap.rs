@@ -74,9 +74,11 @@ pub(crate) fn upload_script(sha: &str) -> String {
     format!(
         "{}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
          {{ echo \"rookery: cannot create the private directory $d\" >&2; exit 1; }}; \
-         t=\"$p.tmp.$$\"; cat > \"$t\" || {{ rm -f \"$t\"; exit 1; }}; \
+         find \"$d\" -name 'agent-*.tmp.*' -mmin +10 -exec rm -f {{}} + 2>/dev/null; \
+         t=\"$p.tmp.$$\"; trap 'rm -f \"$t\"' EXIT HUP INT TERM; \
+         cat > \"$t\" || exit 1; \
          if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c --status >/dev/null 2>&1; \
-         then echo \"rookery: checksum mismatch after upload to $t\" >&2; rm -f \"$t\"; exit 1; fi; \
+         then echo \"rookery: checksum mismatch after upload to $t\" >&2; exit 1; fi; \
          chmod 700 \"$t\" && mv -f \"$t\" \"$p\" && echo \"$p\"",
         locate(sha)
     )

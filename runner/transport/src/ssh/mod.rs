@@ -163,6 +163,8 @@ struct Target {
     use_agent: bool,
     policy: Arc<HostKeyPolicy>,
     proxy_jump: Option<String>,
+    /// The inventory's key file, also offered to jump hosts.
+    explicit_key: Option<PathBuf>,
 }
 
 /// Per-endpoint settings before `~/.ssh/config` is applied.
@@ -271,6 +273,9 @@ impl SshState {
             .map(str::to_string)
             .or(cfg.proxy_jump.clone())
             .filter(|j| !j.eq_ignore_ascii_case("none"));
+        let explicit_key = ep
+            .key_file
+            .map(|k| expand_tokens(&k.to_string_lossy(), &hostname, &user, port));
         Ok(Target {
             label: ep.label.to_string(),
             policy: Arc::new(HostKeyPolicy {
@@ -286,6 +291,7 @@ impl SshState {
             identity_files,
             use_agent: !identities_only,
             proxy_jump,
+            explicit_key,
         })
     }
 
@@ -407,7 +413,9 @@ impl SshState {
                     address: host,
                     port,
                     user,
-                    key_file: None,
+                    // Labs usually share one key; OpenSSH would only use the jump host's
+                    // ~/.ssh/config identities, which are tried too.
+                    key_file: target.explicit_key.as_deref(),
                     identities_only: false,
                     user_known_hosts_files: &[],
                     strict: None,
