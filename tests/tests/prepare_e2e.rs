@@ -1,0 +1,391 @@
+//! `rookery prepare` end to end, driving the built binaries against REAL loop devices:
+//! over the real SSH path (loopback sshd from the ssh lab harness) and over the local
+//! connection (for the kill test, which needs the agent as a child process it can find).
+//!
+//! Needs root, sshd, losetup/partx, mkfs.ext4/mkfs.xfs, wipefs, and the binaries built
+//! (`cargo build -p rookery -p rookery-agent`, or `cargo xtask test`). Under
+//! `ROOKERY_REQUIRE_REAL=1` a missing prerequisite fails; otherwise the test prints SKIPPED.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rookery_tests::loopdev::LoopDevice;
+use rookery_tests::require::{have_program, prerequisite};
+use rookery_tests::sshd::{SshLab, agent_binary, missing_prerequisite};
+use serde_json::Value;
+
+const GIB: u64 = 1 << 30;
+
+fn ready(ssh: bool) -> bool {
+    if ssh {
+        let missing = missing_prerequisite();
+        if !prerequisite(missing.is_none(), missing.as_deref().unwrap_or("")) {
+            return false;
+        }
+    }
+    let loops = LoopDevice::prerequisites();
+    if !prerequisite(
+        loops.is_ok(),
+        loops.as_ref().err().map_or("", |s| s.as_str()),
+    ) {
+        return false;
+    }
+    let tools = ["mkfs.ext4", "mkfs.xfs", "wipefs"];
+    let missing: Vec<&str> = tools.into_iter().filter(|t| !have_program(t)).collect();
+    prerequisite(missing.is_empty(), &missing.join(", "))
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("bash").args(["-ec", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn wipefs(dev: &str) -> String {
+    sh(&format!("wipefs --no-act --noheadings {dev} || true"))
+}
+
+struct Run {
+    code: Option<i32>,
+    json: Value,
+    stderr: String,
+}
+
+impl Run {
+    fn device(&self, host: &str, dev: &str) -> &Value {
+        let h = self.json["hosts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["host"] == host))
+            .unwrap_or_else(|| panic!("no host {host} in {}", self.json));
+        h["devices"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["resolved_path"] == dev))
+            .unwrap_or_else(|| panic!("no device {dev} in {h}"))
+    }
+
+    fn action(&self, host: &str, dev: &str) -> String {
+        self.device(host, dev)["action"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn run(mut cmd: Command) -> Run {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "rookery prepare did not print JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Run {
+        code: out.status.code(),
+        json,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn audit_lines(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn prepare_over_ssh_with_consent_audit_and_rerun() {
+    if !ready(true) {
+        return;
+    }
+    let lab = SshLab::start(1).unwrap();
+    let kh = lab.known_hosts("known_hosts", &[0]).unwrap();
+    let blank = LoopDevice::new(6 * GIB);
+    let data = LoopDevice::new(6 * GIB);
+    let keep = LoopDevice::new(6 * GIB);
+    sh(&format!("mkfs.ext4 -q -F {}", data.path_str()));
+    sh(&format!("mkfs.xfs -q -f {}", keep.path_str()));
+    let devices = format!(
+        "rookery_devices: [{{name: {}}}, {{name: {}, wipe: true}}, {{name: {}}}]",
+        blank.path_str(),
+        data.path_str(),
+        keep.path_str()
+    );
+    let inv = lab
+        .inventory(
+            "inv.yaml",
+            &[lab.host_entry("node0", lab.hosts[0].port, "root", &[&devices])],
+        )
+        .unwrap();
+    let audit = lab.path().join("audit.jsonl");
+    let node_log = lab.path().join("node/prepare.log");
+    let base = |extra: &[&str]| {
+        let mut c = lab.rookery();
+        c.args(["-o", "json", "prepare", "-i"])
+            .arg(&inv)
+            .arg("--known-hosts")
+            .arg(&kh)
+            .arg("--include-loop")
+            .arg("--audit-log")
+            .arg(&audit)
+            .arg("--node-audit-log")
+            .arg(&node_log)
+            .args(extra);
+        c
+    };
+    let (b, d, k) = (blank.path_str(), data.path_str(), keep.path_str());
+
+    // --check: the exact verdicts, nothing written, no audit lines.
+    let r = run(base(&["--check", "--wipe"]));
+    assert_eq!(r.action("node0", &b), "ok", "{}", r.json);
+    assert_eq!(r.action("node0", &d), "would_wipe", "{}", r.json);
+    assert_eq!(r.action("node0", &k), "needs_consent", "{}", r.json);
+    assert_eq!(r.code, Some(8), "needs_consent gives 8\n{}", r.stderr);
+    assert!(wipefs(&d).contains("ext4"));
+    assert!(!audit.exists(), "check mode must not write the audit log");
+
+    // Without --wipe (and no terminal to confirm on): nothing is wiped.
+    let r = run(base(&[]));
+    assert_eq!(r.action("node0", &d), "needs_consent");
+    assert!(wipefs(&d).contains("ext4"));
+
+    // --wipe: only the device with `wipe: true` is wiped; the other keeps its xfs.
+    let r = run(base(&["--wipe"]));
+    assert_eq!(r.action("node0", &d), "wiped", "{}", r.json);
+    assert_eq!(r.action("node0", &k), "needs_consent");
+    assert_eq!(r.code, Some(8), "{}", r.stderr);
+    assert_eq!(wipefs(&d), "");
+    assert!(wipefs(&k).contains("xfs"));
+    let sigs: Vec<&str> = r.device("node0", &d)["signatures_before"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["kind"].as_str())
+        .collect();
+    assert_eq!(sigs, vec!["ext4"]);
+
+    // Control audit log: runner before/after + agent's per-step lines, same run id.
+    let lines = audit_lines(&audit);
+    let runner: Vec<&Value> = lines.iter().filter(|l| l["source"] == "runner").collect();
+    assert_eq!(runner.len(), 2, "{lines:?}");
+    assert!(runner[0]["result"].is_null() && !runner[1]["result"].is_null());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["source"] == "agent" && l["action"] == "zero-head")
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["host"] == "node0" && l["device"]["path"] == d.as_str())
+    );
+    let run_id = &lines[0]["run_id"];
+    assert!(lines.iter().all(|l| &l["run_id"] == run_id));
+    // Node log on the host (same machine here): the agent's lines, 0600.
+    let node_lines = audit_lines(&node_log);
+    assert_eq!(
+        node_lines.len(),
+        lines.iter().filter(|l| l["source"] == "agent").count()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&node_log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Re-run: ok, nothing written, no new audit lines.
+    let before = lines.len();
+    let r = run(base(&["--wipe"]));
+    assert_eq!(r.action("node0", &d), "ok", "{}", r.json);
+    assert_eq!(audit_lines(&audit).len(), before);
+
+    // ceph-volume agrees the device is now usable (if installed).
+    if have_program("ceph-volume") {
+        let out = Command::new("ceph-volume")
+            .args(["inventory", "--format", "json", &d])
+            .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["available"], true, "{v}");
+    }
+}
+
+fn local_inventory(dir: &Path, devices: &str) -> PathBuf {
+    let p = dir.join("inv.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      {devices}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn local_cmd(inv: &Path, dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(rookery_tests::bins::rookery());
+    c.env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env("ROOKERY_AGENT", agent_binary())
+        .stdin(Stdio::null())
+        .args(["-o", "json", "prepare", "-i"])
+        .arg(inv)
+        .arg("--include-loop")
+        .arg("--audit-log")
+        .arg(dir.join("audit.jsonl"))
+        .arg("--node-audit-log")
+        .arg(dir.join("node.log"))
+        .args(extra);
+    c
+}
+
+#[test]
+fn plan_errors_stop_everything_and_refusals_exit_8() {
+    if !ready(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = LoopDevice::new(6 * GIB);
+    let small = LoopDevice::new(4 * GIB);
+    sh(&format!("mkfs.ext4 -q -F {}", data.path_str()));
+    sh(&format!("mkfs.ext4 -q -F {}", small.path_str()));
+    // A named device that does not exist: the whole run stops before touching anything.
+    let inv = local_inventory(
+        dir.path(),
+        &format!(
+            "rookery_devices: [{{name: {}, wipe: true}}, {{name: /dev/does-not-exist-h7}}]",
+            data.path_str()
+        ),
+    );
+    let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    assert_eq!(r.code, Some(8), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was done"), "{}", r.stderr);
+    assert!(
+        r.json["plan"][0]["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does-not-exist-h7")
+    );
+    assert!(wipefs(&data.path_str()).contains("ext4"));
+
+    // A too-small device is refused in the plan and never sent.
+    let inv = local_inventory(
+        dir.path(),
+        &format!(
+            "rookery_devices: [{{name: {}, wipe: true}}]",
+            small.path_str()
+        ),
+    );
+    let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    assert_eq!(r.code, Some(8), "{}", r.stderr);
+    assert_eq!(r.json["plan"][0]["entries"][0]["action"], "refused");
+    assert!(wipefs(&small.path_str()).contains("ext4"));
+
+    // Bad spelling in the inventory is an input error (65) naming host and entry.
+    let inv = local_inventory(dir.path(), "rookery_devices: [{nmae: /dev/sdb}]");
+    let out = local_cmd(&inv, dir.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("localhost") && err.contains("rookery_devices[0]"),
+        "{err}"
+    );
+}
+
+/// Kills the agent (SIGKILL) while it pauses after a wipe step, through the test hook
+/// `ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP` (the local transport passes the environment on to
+/// the agent child process), then re-runs: the device must be finished and verified clean.
+#[test]
+fn agent_killed_mid_wipe_next_run_finishes() {
+    if !ready(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dev = LoopDevice::new(6 * GIB);
+    sh(&format!("mkfs.xfs -q -f {}", dev.path_str()));
+    dev.write_at(
+        GIB,
+        b"bluestore block device\n0b1d2c3e-4f50-6172-8394-a5b6c7d8e9f0\n",
+    )
+    .unwrap();
+    let inv = local_inventory(
+        dir.path(),
+        &format!(
+            "rookery_devices: [{{name: {}, wipe: true}}]",
+            dev.path_str()
+        ),
+    );
+    let node_log = dir.path().join("node.log");
+    let mut cmd = local_cmd(&inv, dir.path(), &["--wipe"]);
+    cmd.env("ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP", "zero-tail")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let t = Instant::now();
+    loop {
+        let done = audit_lines(&node_log)
+            .iter()
+            .any(|l| l["action"] == "zero-tail" && !l["result"].is_null());
+        if done {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "agent never reached zero-tail"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Find the agent: a child of our rookery process running rookery-agent.
+    let agent_pid = find_child_agent(child.id()).expect("agent child process");
+    sh(&format!("kill -KILL {agent_pid}"));
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the run must not report success"
+    );
+    let lines = audit_lines(&node_log);
+    assert!(
+        !lines.iter().any(|l| l["action"] == "zero-head"),
+        "{lines:?}"
+    );
+    // xfs at the head survived: still not clean, and the next run finishes.
+    assert!(wipefs(&dev.path_str()).contains("xfs"));
+    let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    let d = dev.path_str();
+    assert_eq!(r.action("localhost", &d), "wiped", "{}", r.json);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(wipefs(&d), "");
+    let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    assert_eq!(r.action("localhost", &d), "ok");
+}
+
+fn find_child_agent(parent: u32) -> Option<u32> {
+    for _ in 0..100 {
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 4 (after the parenthesised comm) is the parent pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("rookery-agent") {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
