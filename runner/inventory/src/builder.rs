@@ -201,13 +201,19 @@ impl Builder {
                 groups.push("ungrouped".to_owned());
             }
         }
-        for g in self.groups.values_mut() {
-            g.hosts.clear();
-        }
-        for hname in self.hosts.keys() {
-            for g in &direct[hname] {
-                if let Some(group) = self.groups.get_mut(g) {
-                    group.hosts.push(hname.clone());
+        // Keep each group's own insertion order (ansible-inventory prints hosts that way);
+        // only `ungrouped` changes.
+        let in_ungrouped: Vec<String> = self
+            .hosts
+            .keys()
+            .filter(|h| direct[h.as_str()].iter().any(|g| g == "ungrouped"))
+            .cloned()
+            .collect();
+        if let Some(ug) = self.groups.get_mut("ungrouped") {
+            ug.hosts.retain(|h| in_ungrouped.contains(h));
+            for h in in_ungrouped {
+                if !ug.hosts.contains(&h) {
+                    ug.hosts.push(h);
                 }
             }
         }

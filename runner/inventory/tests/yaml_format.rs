@@ -164,3 +164,20 @@ fn comma_separated_host_list_like_ansible() {
     assert_eq!(inv.host("web2").unwrap().connection.port, Some(2222));
     assert_eq!(inv.host("10.0.0.1").unwrap().groups, ["ungrouped"]);
 }
+
+#[test]
+fn group_members_keep_their_own_order_and_ungrouped_is_fixed_up() {
+    // Cross-checked against `ansible-inventory --graph` (ansible-core 2.19).
+    let (_t, inv) = one(
+        "all:\n  hosts:\n    a:\n    b:\n  children:\n    g1:\n      hosts:\n        b:\n    g2:\n      children:\n        g1:\ng3:\n  hosts:\n    c:\n    a:\nungrouped:\n  hosts:\n    d:\n",
+        "inv.yaml",
+    );
+    assert_eq!(inv.group("g3").unwrap().hosts, ["c", "a"]);
+    assert_eq!(inv.group("ungrouped").unwrap().hosts, ["d"]);
+    assert_eq!(
+        inv.group("all").unwrap().children,
+        ["ungrouped", "g1", "g2", "g3"]
+    );
+    assert_eq!(inv.host("b").unwrap().groups, ["g1", "g2"]);
+    assert_eq!(inv.host("a").unwrap().groups, ["g3"]);
+}
