@@ -6,6 +6,8 @@
 //! (`cargo build -p rookery -p rookery-agent`, or `cargo xtask test`). Under
 //! `ROOKERY_REQUIRE_REAL=1` a missing prerequisite fails; otherwise the test prints SKIPPED.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
