@@ -1,56 +1,81 @@
-//! The VM lab itself: a guest boots from the debootstrap image, answers SSH only on loopback
-//! with the pinned host key, and its own `lsblk` shows the disks the other VM tests rely on
-//! (NVMe non-rotational, SATA HDD rotational at 7200 rpm, virtio root disk), with no egress.
+//! The VM lab itself: three guests boot together from the debootstrap image, answer SSH only
+//! on loopback with the pinned host key, and each guest's own `lsblk` shows the disks the other
+//! VM tests rely on (NVMe non-rotational, SATA HDD rotational, virtio root disk, NVMe's hidden
+//! multipath node), with its own serials and hostname, and no network egress.
 
 use rookery_tests::vm::{self, Lab, LabOptions};
 
 #[test]
-fn guest_sees_nvme_and_sata_hdd() {
+fn three_guests_see_nvme_and_sata_hdd() {
     if !vm::prerequisites() {
         return;
     }
-    let lab = Lab::start(&LabOptions::default()).unwrap();
-    let g = &lab.guests[0];
+    let lab = Lab::start(&LabOptions {
+        guests: 3,
+        ..LabOptions::default()
+    })
+    .unwrap();
     eprintln!(
-        "vmlab timing: image {:.1?}, boot {:.1?}",
-        lab.image.elapsed, lab.boot_elapsed
+        "vmlab timing: image {:.1?}, boot of {} guests {:.1?} (each: {:?})",
+        lab.image.elapsed,
+        lab.guests.len(),
+        lab.boot_elapsed,
+        lab.guests.iter().map(|g| g.boot_to_ssh).collect::<Vec<_>>()
     );
 
-    let lsblk = lab.ssh_ok(g, "lsblk -dn -o NAME,ROTA,TRAN,SERIAL");
-    let row = |name: &str| -> Vec<String> {
-        lsblk
-            .lines()
-            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-            .find(|cols| cols.first().is_some_and(|n| n == name))
-            .unwrap_or_else(|| panic!("{name} missing from the guest's lsblk:\n{lsblk}"))
-    };
-    assert_eq!(
-        row("nvme0n1")[1..],
-        ["0", "nvme", g.nvme_serial.as_str()],
-        "{lsblk}"
-    );
-    assert_eq!(
-        row("sda")[1..],
-        ["1", "sata", g.hdd_serial.as_str()],
-        "{lsblk}"
-    );
-    assert_eq!(row("vda")[1..], ["1", g.root_serial.as_str()], "{lsblk}");
-    assert_eq!(lab.ssh_ok(g, "findmnt -no SOURCE /").trim(), "/dev/vda");
-    // Native NVMe multipath: the per-controller path node exists and is hidden.
-    assert_eq!(lab.ssh_ok(g, "cat /sys/block/nvme0c0n1/hidden").trim(), "1");
-    assert!(
-        lab.ssh_ok(g, "ls /dev/disk/by-id/")
-            .contains(&g.nvme_serial)
-    );
-
-    // restrict=on: the guest cannot reach anything outside (the host's gateway included).
-    let egress = lab.ssh(
-        g,
-        "timeout 5 bash -c 'exec 3<>/dev/tcp/10.0.2.2/22' 2>/dev/null",
-    );
-    assert!(
-        !egress.status.success(),
-        "guest reached 10.0.2.2:22 despite restrict=on"
-    );
-    assert!(g.boot_to_ssh.as_secs() > 0);
+    for g in &lab.guests {
+        assert_eq!(lab.ssh_ok(g, "hostname").trim(), g.name);
+        let lsblk = lab.ssh_ok(g, "lsblk -dn -o NAME,ROTA,TRAN,SERIAL");
+        let row = |name: &str| -> Vec<String> {
+            lsblk
+                .lines()
+                .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .find(|cols| cols.first().is_some_and(|n| n == name))
+                .unwrap_or_else(|| panic!("{name} missing from {}'s lsblk:\n{lsblk}", g.name))
+        };
+        assert_eq!(
+            row("nvme0n1")[1..],
+            ["0", "nvme", g.nvme_serial.as_str()],
+            "{lsblk}"
+        );
+        assert_eq!(
+            row("sda")[1..],
+            ["1", "sata", g.hdd_serial.as_str()],
+            "{lsblk}"
+        );
+        assert_eq!(row("vda")[1..], ["1", g.root_serial.as_str()], "{lsblk}");
+        assert_eq!(lab.ssh_ok(g, "findmnt -no SOURCE /").trim(), "/dev/vda");
+        // Native NVMe multipath: the per-controller path node exists and is hidden.
+        assert_eq!(lab.ssh_ok(g, "cat /sys/block/nvme0c0n1/hidden").trim(), "1");
+        assert!(
+            lab.ssh_ok(g, "ls /dev/disk/by-id/")
+                .contains(&g.nvme_serial)
+        );
+        // restrict=on: the guest reaches nothing outside, not even the host's gateway address.
+        let egress = lab.ssh(
+            g,
+            "timeout 5 bash -c 'exec 3<>/dev/tcp/10.0.2.2/22' 2>/dev/null",
+        );
+        assert!(
+            !egress.status.success(),
+            "{} reached 10.0.2.2:22 despite restrict=on",
+            g.name
+        );
+    }
+    // QEMU listens on loopback only.
+    let ss = std::process::Command::new("ss").args(["-Hltnp"]).output();
+    if let Ok(ss) = ss {
+        for line in String::from_utf8_lossy(&ss.stdout).lines() {
+            if lab
+                .guests
+                .iter()
+                .any(|g| line.contains(&format!("pid={},", g.pid)))
+            {
+                assert!(
+                    line.contains("127.0.0.1:"),
+                    "QEMU listens beyond loopback: {line}"
+                );
+            }
+        }
+    }
 }

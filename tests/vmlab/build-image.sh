@@ -58,7 +58,14 @@ t0=$(date +%s.%N)
 work="$CACHE/build-$hash.tmp"
 rm -rf "$work"
 mkdir -p "$work"
-root="$work/rootfs"
+# The root tree is built in RAM when /dev/shm has room: dpkg fsyncs every file it unpacks,
+# which on a busy disk is most of debootstrap's time. Only the final ext4 image hits the disk.
+tree_base="${ROOKERY_VMLAB_TMP:-/dev/shm}"
+if [[ ! -d "$tree_base" || $(df -Pk "$tree_base" | awk 'NR==2 {print $4}') -lt 3000000 ]]; then
+  tree_base="$work"
+fi
+root="$(mktemp -d "$tree_base/rookery-vmlab-rootfs.XXXXXX")"
+trap 'rm -rf "$root"' EXIT
 
 log "debootstrap $SUITE from $MIRROR (deb cache $CACHE/debs)"
 include="$(IFS=,; echo "${PACKAGES[*]}")"
@@ -85,6 +92,10 @@ KbdInteractiveAuthentication no
 UseDNS no
 CONF
 
+# `sshd -t` before every start is one more sshd run on the boot's critical path.
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPre=\n' >"$root/etc/systemd/system/ssh.service.d/rookery-vmlab.conf"
+
 # Root filesystem by label, so the same image boots under any disk naming; no fsck at boot.
 echo "LABEL=vmroot / ext4 defaults,noatime 0 0" >"$root/etc/fstab"
 # Empty machine-id: the harness passes systemd.machine_id= per guest.
@@ -93,22 +104,46 @@ rm -f "$root/var/lib/dbus/machine-id"
 echo vmlab >"$root/etc/hostname"
 passwd -R "$root" -l root >/dev/null
 
-mkdir -p "$root/etc/systemd/network"
-cat >"$root/etc/systemd/network/10-eth0.network" <<'CONF'
-[Match]
-Name=eth0
-[Network]
-DHCP=ipv4
+# Static address for QEMU user networking (the guest is always 10.0.2.15 there), set as soon
+# as eth0 appears: DHCP through systemd-networkd kept SSH waiting ~10 s under emulation.
+cat >"$root/etc/systemd/system/rookery-vmlab-net.service" <<'CONF'
+[Unit]
+Description=Static address for QEMU user networking
+BindsTo=sys-subsystem-net-devices-eth0.device
+After=sys-subsystem-net-devices-eth0.device
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/sbin/ip link set eth0 up
+ExecStart=/sbin/ip addr replace 10.0.2.15/24 dev eth0
+ExecStart=/sbin/ip route replace default via 10.0.2.2
+[Install]
+WantedBy=sys-subsystem-net-devices-eth0.device
 CONF
-ln -sf /lib/systemd/system/systemd-networkd.service \
-  "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+mkdir -p "$root/etc/systemd/system/sys-subsystem-net-devices-eth0.device.wants"
+ln -sf ../rookery-vmlab-net.service \
+  "$root/etc/systemd/system/sys-subsystem-net-devices-eth0.device.wants/rookery-vmlab-net.service"
 # Units that only cost boot time under software emulation or would reach for the network.
-for unit in systemd-networkd-wait-online.service systemd-firstboot.service apt-daily.timer \
+for unit in systemd-networkd.service systemd-networkd.socket systemd-networkd-wait-online.service \
+    systemd-logind.service lvm2-monitor.service systemd-firstboot.service apt-daily.timer \
     apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer \
     nvmf-autoconnect.service nvmefc-boot-connections.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+
+# A small initramfs: Debian's default (MODULES=most) is ~40 MB, and unpacking it plus
+# coldplugging every module costs seconds under software emulation. The guest only needs
+# virtio, ext4 and the NVMe/AHCI drivers (those load from the root filesystem later anyway).
+cat >"$root/etc/initramfs-tools/conf.d/rookery-vmlab.conf" <<'CONF'
+MODULES=list
+CONF
+printf '%s\n' virtio_pci virtio_blk ext4 >>"$root/etc/initramfs-tools/modules"
+if ! chroot "$root" update-initramfs -u -k all >"$work/initramfs.log" 2>&1; then
+  log "update-initramfs failed; see $work/initramfs.log"
+  tail -n 20 "$work/initramfs.log" >&2
+  exit 1
+fi
 
 kernel="$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)"
 initrd="$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)"
@@ -127,5 +162,9 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN {
 touch "$work/READY"
 rm -rf "$out"
 mv "$work" "$out"
+# Images of earlier versions of this script are dead weight (~1 GB each).
+for old in "$CACHE"/image-*; do
+  [[ "$old" != "$out" ]] && rm -rf "$old"
+done
 log "image ready: $out ($(cat "$out/timings"))"
 echo "$out"
