@@ -1,0 +1,282 @@
+//! `prepare_devices`: make the host's OSD devices raw for Rook (issue 4), the playbook form
+//! of `rookery prepare`. Same selection (`rookery_devices`), same consent and refusal rules,
+//! same agent-side wipe with its audit trail.
+//!
+//! ```yaml
+//! - prepare_devices:
+//!     devices: "{{ rookery_devices }}"   # default: the host's rookery_devices
+//!     wipe: true                          # consent for entries with `wipe: true` (= --wipe)
+//!     include_loop: false
+//!     discard: false
+//!     audit_log: ~/.local/state/rookery/audit.jsonl   # control machine (default)
+//!     node_audit_log: /var/log/rookery/prepare.log   # on the node (default)
+//! ```
+//!
+//! Query (no side effects): probe, build the plan, ask the agent in check mode. All devices
+//! ok → ok. Any device refused, still needing consent, or a named device missing → failed
+//! (a play must not continue as if the disks were ready). Otherwise "changed" with one line
+//! per device to wipe, and with `--diff` the signatures before → after. Apply: the agent
+//! wipes and verifies; every destructive step goes to the audit logs.
+
+use rookery_proto::{
+    DeviceOutcome, Event, PrepareAction, PrepareRequest, ProbeRequest, Request, Response,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    Action, Change, FileDiff, Flex, Module, ModuleCtx, ModuleError, ModuleResult, Query, RunsOn,
+    parse_args, unexpected,
+};
+
+// SHIM: rookery-devices is not a dependency of rookery-playbook yet (its Cargo.toml is not
+// ours to edit). Compile its sources here until `rookery-devices.workspace = true` is added;
+// then replace with `use rookery_devices as devices;`.
+#[allow(dead_code, unused_imports)]
+#[path = "../../../devices/src/lib.rs"]
+mod devices;
+
+use devices::audit::{AuditLog, ControlAuditRecord, default_path, new_run_id};
+use devices::plan::{PlannedAction, plan_host};
+use devices::spec::{VAR, parse_host_specs};
+
+pub struct PrepareDevicesModule;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    devices: Option<Value>,
+    wipe: Option<Flex>,
+    include_loop: Option<Flex>,
+    discard: Option<Flex>,
+    audit_log: Option<String>,
+    node_audit_log: Option<String>,
+}
+
+impl Module for PrepareDevicesModule {
+    fn name(&self) -> &'static str {
+        "prepare_devices"
+    }
+    fn runs_on(&self) -> RunsOn {
+        RunsOn::Host
+    }
+    fn check_args(&self, args: &Value) -> Result<(), String> {
+        parse_args::<Args>(args).map(|_| ())
+    }
+    fn validate(&self, args: &Value) -> Result<Box<dyn Action>, ModuleError> {
+        let a: Args = parse_args(args).map_err(ModuleError::Args)?;
+        let flag = |f: &Option<Flex>, what: &str| -> Result<bool, ModuleError> {
+            Ok(f.as_ref()
+                .map(|f| f.as_bool(what))
+                .transpose()?
+                .unwrap_or(false))
+        };
+        Ok(Box::new(PrepareAction {
+            wipe: flag(&a.wipe, "wipe")?,
+            include_loop: flag(&a.include_loop, "include_loop")?,
+            discard: flag(&a.discard, "discard")?,
+            devices: a.devices,
+            audit_log: a.audit_log,
+            node_audit_log: a.node_audit_log,
+            req: None,
+        }))
+    }
+}
+
+struct PrepareAction {
+    devices: Option<Value>,
+    wipe: bool,
+    include_loop: bool,
+    discard: bool,
+    audit_log: Option<String>,
+    node_audit_log: Option<String>,
+    /// The request query built (sent again, not in check mode, by apply).
+    req: Option<PrepareRequest>,
+}
+
+fn line(o: &DeviceOutcome) -> String {
+    format!("{:?}: {}", o.action, o.message).to_lowercase()
+}
+
+fn sig_text(o: &[rookery_proto::Signature]) -> String {
+    if o.is_empty() {
+        return "(no signatures)\n".into();
+    }
+    o.iter()
+        .map(|s| format!("{} at {}\n", s.kind.blkid_name(), s.offset))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Action for PrepareAction {
+    async fn query(&mut self, ctx: &ModuleCtx<'_>) -> Result<Query, ModuleError> {
+        let agent = ctx.agent()?;
+        let spec_value = self.devices.clone().or_else(|| ctx.vars.get(VAR).cloned());
+        let selections = parse_host_specs(ctx.host, spec_value.as_ref())
+            .map_err(|e| ModuleError::Args(e.to_string()))?;
+        let r = agent
+            .call(Request::Probe(ProbeRequest {
+                include_loop: self.include_loop,
+                only: vec![],
+            }))
+            .await?;
+        let Response::Probe(facts) = r else {
+            return Err(unexpected("probe", r));
+        };
+        let plan = plan_host(ctx.host, &facts, &selections, self.include_loop, self.wipe);
+        if let Some(p) = plan.problems.first() {
+            return Err(ModuleError::Failed(format!("{}: {}", p.origin, p.message)));
+        }
+        let refused: Vec<String> = plan
+            .entries
+            .iter()
+            .filter(|e| e.action == PlannedAction::Refused)
+            .map(|e| format!("{}: refused, {}", e.path, e.reason))
+            .collect();
+        let req = PrepareRequest {
+            devices: plan.requests(self.wipe),
+            check: true,
+            discard: self.discard,
+            audit_log: self.node_audit_log.clone(),
+            run_id: new_run_id(),
+        };
+        let r = agent.call(Request::Prepare(req.clone())).await?;
+        let Response::Prepare(rep) = r else {
+            return Err(unexpected("prepare", r));
+        };
+        let mut problems = refused;
+        problems.extend(
+            rep.devices
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.action,
+                        PrepareAction::Refused
+                            | PrepareAction::NeedsConsent
+                            | PrepareAction::Failed
+                    )
+                })
+                .map(line),
+        );
+        let devices_json = serde_json::to_value(&rep.devices).unwrap_or(Value::Null);
+        if !problems.is_empty() {
+            let res = ModuleResult {
+                failed: true,
+                msg: Some(problems.join("; ")),
+                ..Default::default()
+            }
+            .with("devices", devices_json);
+            return Ok(Query::Matched(res));
+        }
+        let to_wipe: Vec<&DeviceOutcome> = rep
+            .devices
+            .iter()
+            .filter(|o| o.action == PrepareAction::WouldWipe)
+            .collect();
+        if to_wipe.is_empty() {
+            return Ok(Query::Matched(
+                ModuleResult::ok()
+                    .with_msg(format!("{} device(s) already clean", rep.devices.len()))
+                    .with("devices", devices_json),
+            ));
+        }
+        let changes: Vec<String> = to_wipe
+            .iter()
+            .map(|o| {
+                format!(
+                    "wipe {}",
+                    o.resolved_path.as_deref().unwrap_or(&o.identity.path)
+                )
+            })
+            .collect();
+        let diff = ctx.diff.then(|| FileDiff {
+            path: to_wipe
+                .iter()
+                .map(|o| o.identity.path.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            unified: to_wipe
+                .iter()
+                .map(|o| {
+                    format!(
+                        "--- {} (before)\n{}+++ {} (after)\n(no signatures)\n",
+                        o.identity.path,
+                        sig_text(&o.signatures_before),
+                        o.identity.path
+                    )
+                })
+                .collect(),
+        });
+        let mut change = Change::new(changes, diff);
+        change.check_result = change.check_result.with("devices", devices_json);
+        self.req = Some(PrepareRequest {
+            check: false,
+            ..req
+        });
+        Ok(Query::NeedsChange(change))
+    }
+
+    async fn apply(
+        &mut self,
+        ctx: &ModuleCtx<'_>,
+        change: Change,
+    ) -> Result<ModuleResult, ModuleError> {
+        let agent = ctx.agent()?;
+        let req = self
+            .req
+            .take()
+            .ok_or_else(|| ModuleError::Failed("prepare_devices: apply without query".into()))?;
+        let path = self
+            .audit_log
+            .as_ref()
+            .map(std::path::PathBuf::from)
+            .or_else(default_path)
+            .ok_or_else(|| {
+                ModuleError::Failed("no HOME for the audit log; set audit_log".into())
+            })?;
+        // Never wipe what cannot be recorded.
+        let log =
+            AuditLog::open(&path).map_err(|e| ModuleError::Failed(format!("{e}: {}", e.source)))?;
+        let host = ctx.host.to_string();
+        let log2 = log.clone();
+        let mut on_event = move |ev: Event| {
+            if let Event::Audit(rec) = ev {
+                let _ = log2.append(&ControlAuditRecord::from_agent(&host, rec));
+            }
+        };
+        let r = agent
+            .call_with_events(Request::Prepare(req), &mut on_event)
+            .await?;
+        let Response::Prepare(rep) = r else {
+            return Err(unexpected("prepare", r));
+        };
+        let failed: Vec<String> = rep
+            .devices
+            .iter()
+            .filter(|o| !matches!(o.action, PrepareAction::Ok | PrepareAction::Wiped))
+            .map(line)
+            .collect();
+        let wiped = rep
+            .devices
+            .iter()
+            .filter(|o| o.action == PrepareAction::Wiped)
+            .count();
+        Ok(ModuleResult {
+            changed: wiped > 0,
+            failed: !failed.is_empty(),
+            msg: Some(if failed.is_empty() {
+                format!("wiped {wiped} device(s): {}", change.changes.join(", "))
+            } else {
+                failed.join("; ")
+            }),
+            diff: change.diff,
+            ..Default::default()
+        }
+        .with(
+            "devices",
+            serde_json::to_value(&rep.devices).unwrap_or(Value::Null),
+        )
+        .with("audit_log", json!(log.path().display().to_string())))
+    }
+}
