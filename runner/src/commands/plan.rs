@@ -250,20 +250,17 @@ pub async fn run(args: PlanArgs, out: Output) -> ExitCode {
         Err(code) => return code,
     };
     let complete = p.bundle.verify().iter().all(|(_, s)| *s == FileStatus::Ok);
-    let manifests = if complete {
-        let opts = RenderOptions {
-            show_secrets: false,
-            stack_dir: p.stack_dir.clone(),
-        };
-        match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("warning: cannot list the objects: {}", chain(&e));
-                Vec::new()
-            }
+    let opts = RenderOptions {
+        show_secrets: false,
+        stack_dir: p.stack_dir.clone(),
+        allow_missing_bundle: true,
+    };
+    let manifests = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("warning: cannot list the objects: {}", chain(&e));
+            Vec::new()
         }
-    } else {
-        Vec::new()
     };
     let rc = recap(&p.findings);
     match out.format {
@@ -363,44 +360,45 @@ fn human_plan(
         "\nCSI cephx key type: {}",
         rookery_stack::validate::chosen_key_type(&p.stack, &p.cluster)
     );
-    if complete {
-        let objects: usize = manifests.iter().map(|m| m.objects.len()).sum();
-        let _ = writeln!(
-            s,
-            "\nObjects to apply, in order ({} manifests, {objects} objects; bundle {}):",
-            manifests.len(),
-            p.bundle.dir.display()
-        );
-        for m in manifests {
-            let what = match &m.source {
-                Source::Bundle { .. } if verbose == 0 && m.objects.len() > 3 => {
-                    let kinds: std::collections::BTreeMap<&str, usize> =
-                        m.objects.iter().fold(Default::default(), |mut acc, o| {
-                            *acc.entry(o.kind.as_str()).or_insert(0) += 1;
-                            acc
-                        });
-                    kinds
-                        .iter()
-                        .map(|(k, n)| format!("{n} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-                _ => m
-                    .objects
-                    .iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            };
-            let _ = writeln!(s, "  {:<58} {what}", m.file_name);
+    let objects: usize = manifests.iter().map(|m| m.objects.len()).sum();
+    let _ = writeln!(
+        s,
+        "\nObjects to apply, in order ({} manifests, {objects} objects; bundle {}{}):",
+        manifests.len(),
+        p.bundle.dir.display(),
+        if complete {
+            ""
+        } else {
+            ", NOT FETCHED: run `rookery bundle fetch` or pass --bundle-dir"
         }
-    } else {
-        let _ = writeln!(
-            s,
-            "\nObjects: the upstream bundle at {} is missing or incomplete; run `rookery bundle fetch` \
-             (or pass --bundle-dir) to list every object",
-            p.bundle.dir.display()
-        );
+    );
+    for m in manifests {
+        let what = match &m.source {
+            Source::Bundle {
+                verified: false,
+                path,
+                ..
+            } => format!("({path}: missing or wrong hash)"),
+            Source::Bundle { .. } if verbose == 0 && m.objects.len() > 3 => {
+                let kinds: std::collections::BTreeMap<&str, usize> =
+                    m.objects.iter().fold(Default::default(), |mut acc, o| {
+                        *acc.entry(o.kind.as_str()).or_insert(0) += 1;
+                        acc
+                    });
+                kinds
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+            _ => m
+                .objects
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(s, "  {:<58} {what}", m.file_name);
     }
     let rc = recap(&p.findings);
     let _ = writeln!(

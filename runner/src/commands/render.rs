@@ -51,6 +51,7 @@ pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
     let opts = RenderOptions {
         show_secrets: args.show_secrets,
         stack_dir: p.stack_dir.clone(),
+        allow_missing_bundle: false,
     };
     let manifests = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
         Ok(m) => m,

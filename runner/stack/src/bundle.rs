@@ -211,7 +211,13 @@ impl Bundle {
                 return Err(BundleError::Download {
                     url: file.url.clone(),
                     status: output.status.code().unwrap_or(-1),
-                    stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                    // curl repeats its message per retry; the last line says it all.
+                    stderr: String::from_utf8_lossy(&output.stderr)
+                        .lines()
+                        .rfind(|l| !l.trim().is_empty())
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
                 });
             }
             let bytes = std::fs::read(&tmp).map_err(|source| BundleError::Read {

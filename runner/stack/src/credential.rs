@@ -91,6 +91,13 @@ impl SecretValue {
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Without one trailing line break: a password file written by `echo` must not turn the
+    /// newline into part of the password.
+    pub fn without_trailing_newline(&self) -> &[u8] {
+        let b = self.0.strip_suffix(b"\n").unwrap_or(&self.0);
+        b.strip_suffix(b"\r").unwrap_or(b)
+    }
 }
 
 impl std::fmt::Debug for SecretValue {

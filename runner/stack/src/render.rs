@@ -126,8 +126,12 @@ pub enum Stage {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Source {
-    /// A bundle file, verbatim.
-    Bundle { path: String, url: String },
+    /// A bundle file, verbatim. `verified` is false only in a plan made without the bundle.
+    Bundle {
+        path: String,
+        url: String,
+        verified: bool,
+    },
     /// A template from `playbooks/templates/`.
     Template { template: String },
 }
@@ -171,10 +175,14 @@ pub struct RenderOptions {
     pub show_secrets: bool,
     /// Base for relative `file:` credentials.
     pub stack_dir: PathBuf,
+    /// List bundle files that are missing or fail their hash as empty, unverified manifests
+    /// instead of failing (for `plan` before `bundle fetch`; never for writing manifests).
+    pub allow_missing_bundle: bool,
 }
 
 struct Renderer<'a> {
     hb: Handlebars<'a>,
+    allow_missing_bundle: bool,
     out: Vec<(Stage, Source, String, String, bool)>,
 }
 
@@ -192,6 +200,7 @@ impl<'a> Renderer<'a> {
         }
         Ok(Renderer {
             hb,
+            allow_missing_bundle: false,
             out: Vec::new(),
         })
     }
@@ -244,12 +253,17 @@ impl<'a> Renderer<'a> {
         file: &LockedFile,
         slug: String,
     ) -> Result<(), RenderError> {
-        let text = bundle.read(file)?;
+        let (text, verified) = match bundle.read(file) {
+            Ok(t) => (t, true),
+            Err(_) if self.allow_missing_bundle => (String::new(), false),
+            Err(e) => return Err(e.into()),
+        };
         self.out.push((
             stage,
             Source::Bundle {
                 path: file.path.clone(),
                 url: file.url.clone(),
+                verified,
             },
             slug,
             text,
@@ -308,6 +322,7 @@ pub fn render(
     opts: &RenderOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
     let mut r = Renderer::new()?;
+    r.allow_missing_bundle = opts.allow_missing_bundle;
     let ns = stack.namespace.as_str();
 
     // 1-2. Snapshot CRDs and controller (k8s-facts §1 steps 1-2, §6).
@@ -480,6 +495,10 @@ fn secret_ctx(
         ));
     }
     let value = match reference.resolve(&opts.stack_dir) {
+        // A password is one line; a credentials file keeps its bytes.
+        Ok(Resolved::Value(v)) if key == "repository-password" => {
+            base64::engine::general_purpose::STANDARD.encode(v.without_trailing_newline())
+        }
         Ok(Resolved::Value(v)) => base64::engine::general_purpose::STANDARD.encode(v.bytes()),
         Ok(Resolved::InCluster(_)) => String::new(),
         Err(source) => {

@@ -83,6 +83,7 @@ fn rendering_refuses_a_tampered_bundle() {
     let opts = rookery_stack::render::RenderOptions {
         show_secrets: false,
         stack_dir: common::example_dir("lab-3node"),
+        allow_missing_bundle: false,
     };
     let e = rookery_stack::render::render(&stack, &cluster, &b, &opts).unwrap_err();
     assert!(e.to_string().contains("is missing"), "{e}");

@@ -72,6 +72,7 @@ fn golden_example(example: &str) {
     let opts = RenderOptions {
         show_secrets: false,
         stack_dir: common::example_dir(example),
+        allow_missing_bundle: false,
     };
     let manifests = render::render(&stack, &cluster, &b, &opts).unwrap();
     let mut files = vec![("findings.txt".to_string(), findings_text(&findings))];

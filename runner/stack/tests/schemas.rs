@@ -23,6 +23,7 @@ fn render_example(name: &str, show_secrets: bool) -> Vec<Manifest> {
     let opts = RenderOptions {
         show_secrets,
         stack_dir: common::example_dir(name),
+        allow_missing_bundle: false,
     };
     render::render(&stack, &cluster, &b, &opts).unwrap()
 }
@@ -227,6 +228,7 @@ fn volume_snapshot_location_matches_schema() {
     let opts = RenderOptions {
         show_secrets: false,
         stack_dir: dir,
+        allow_missing_bundle: false,
     };
     let ms = render::render(&stack, &cluster, &bundle, &opts).unwrap();
     let vsl = ms

@@ -66,6 +66,7 @@ pub fn check_node_names(cluster: &PlannedCluster) -> Vec<Finding> {
             _ => h.name.clone(),
         })
         .collect();
+    let mut unverified = Vec::new();
     for node in cluster
         .nodes
         .iter()
@@ -74,16 +75,7 @@ pub fn check_node_names(cluster: &PlannedCluster) -> Vec<Finding> {
         let path = format!("{}.name", node.path);
         match &node.matched {
             NodeMatch::Hostname { .. } => {}
-            NodeMatch::InventoryOnly { host } => out.push(Finding::warning(
-                "node-name",
-                path,
-                format!(
-                    "node `{}` matches inventory host `{host}` by name, not verified against a \
-                     probe: K3s registers nodes under their hostname",
-                    node.name
-                ),
-                "run `rookery probe -i INVENTORY -o json > facts.json` and pass `--facts facts.json`",
-            )),
+            NodeMatch::InventoryOnly { .. } => unverified.push(node.name.as_str()),
             NodeMatch::HostnameDiffers { host, hostname } => out.push(Finding::error(
                 "node-name",
                 path,
@@ -120,6 +112,18 @@ pub fn check_node_names(cluster: &PlannedCluster) -> Vec<Finding> {
                 "list its devices or remove the node",
             ));
         }
+    }
+    if !unverified.is_empty() {
+        out.push(Finding::warning(
+            "node-name",
+            "cephCluster.storage.nodes",
+            format!(
+                "node name(s) {} match inventory host names but were not verified against a \
+                 probe: K3s registers each node under its hostname",
+                unverified.join(", ")
+            ),
+            "pass `--facts FILE` from `rookery probe -i INVENTORY -o json` (or `--probe`)",
+        ));
     }
     out
 }
