@@ -13,8 +13,9 @@ pub struct AssertModule;
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum That {
-    One(Value),
+    // Order matters for untagged: a list must not be taken as one value.
     Many(Vec<Value>),
+    One(Value),
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,5 +102,46 @@ impl Action for AssertAction {
     }
     async fn apply(&mut self, _: &ModuleCtx<'_>, _: Change) -> Result<ModuleResult, ModuleError> {
         Ok(ModuleResult::ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn run(args: Value, vars: Value) -> ModuleResult {
+        let t = crate::template::Templar::new();
+        let ctx = ModuleCtx {
+            host: "h",
+            agent: None,
+            check_mode: false,
+            diff: false,
+            vars: &vars,
+            templar: &t,
+            playbook_dir: std::path::Path::new("."),
+        };
+        let mut a = AssertModule.validate(&args).unwrap();
+        match a.query(&ctx).await {
+            Ok(Query::Matched(r)) => r,
+            Ok(Query::NeedsChange(_)) => panic!("assert never changes"),
+            Err(e) => ModuleResult {
+                failed: true,
+                msg: Some(e.to_string()),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_and_single_conditions() {
+        let v = json!({"a": 1});
+        assert!(!run(json!({"that": ["a == 1"]}), v.clone()).await.failed);
+        assert!(run(json!({"that": ["a == 1", "a == 2"]}), v.clone()).await.failed);
+        assert!(run(json!({"that": "a == 2"}), v.clone()).await.failed);
+        let r = run(json!({"that": ["nope.rc == 0"]}), v.clone()).await;
+        assert!(r.failed && r.msg.unwrap().contains("undefined variable `nope`"));
+        let r = run(json!({"that": "a == 2", "fail_msg": "custom"}), v).await;
+        assert_eq!(r.msg.as_deref(), Some("custom"));
     }
 }
