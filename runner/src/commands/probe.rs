@@ -147,19 +147,29 @@ pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
     } else {
         None
     };
-    let results = gather(
+    let mut on_result = |h: &crate::probe::HostProbe| {
+        if let Some(b) = &bar {
+            b.inc(1);
+            b.set_message(format!("{} {}", h.host, h.status()));
+        }
+    };
+    let work = gather(
         &connector,
         &hosts,
         args.forks as usize,
         args.include_loop,
-        &mut |h| {
+        &mut on_result,
+    );
+    let results = tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => {
             if let Some(b) = &bar {
-                b.inc(1);
-                b.set_message(format!("{} {}", h.host, h.status()));
+                b.abandon();
             }
-        },
-    )
-    .await;
+            eprintln!("interrupted: connections closed, no results printed");
+            return ExitCode::from(exit::INTERRUPTED);
+        }
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }

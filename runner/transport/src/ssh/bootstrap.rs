@@ -40,6 +40,12 @@ fn sq(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// What to send as the exec command: the login shell may be csh or fish, so it only gets a
+/// plain `exec /bin/sh -c '...'` and the script itself runs under POSIX sh.
+pub(crate) fn command(script: &str) -> String {
+    format!("exec /bin/sh -c {}", sq(script))
+}
+
 /// The hot path: one exec, no upload. Exits 86 when the agent must be uploaded.
 pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
     let serve = "\"$p\" serve --expect-sha256 \"$H\"";
@@ -194,7 +200,7 @@ pub(crate) async fn upload(
         .channel_open_session()
         .await
         .map_err(|e| format!("cannot open a channel: {e}"))?;
-    ch.exec(true, upload_script(sha))
+    ch.exec(true, command(&upload_script(sha)))
         .await
         .map_err(|e| format!("cannot start the upload: {e}"))?;
     let (mut read, write) = ch.split();
@@ -283,7 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = std::process::Command::new("sh")
             .arg("-c")
-            .arg(run_script(&"cd".repeat(32), &BecomeMode::None))
+            .arg(command(&run_script(&"cd".repeat(32), &BecomeMode::None)))
             .env("XDG_CACHE_HOME", dir.path())
             .env("HOME", dir.path())
             .status()

@@ -542,7 +542,7 @@ pub(crate) async fn connect(
         BecomeMode::None
     };
     let sha = opts.agent.sha256();
-    let script = bootstrap::run_script(sha, &mode);
+    let script = bootstrap::command(&bootstrap::run_script(sha, &mode));
     let mut uploaded = false;
     loop {
         let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script.clone())
