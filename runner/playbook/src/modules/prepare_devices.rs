@@ -72,7 +72,7 @@ impl Module for PrepareDevicesModule {
                 .transpose()?
                 .unwrap_or(false))
         };
-        Ok(Box::new(PrepareAction {
+        Ok(Box::new(PrepareDevicesAction {
             wipe: flag(&a.wipe, "wipe")?,
             include_loop: flag(&a.include_loop, "include_loop")?,
             discard: flag(&a.discard, "discard")?,
@@ -84,7 +84,7 @@ impl Module for PrepareDevicesModule {
     }
 }
 
-struct PrepareAction {
+struct PrepareDevicesAction {
     devices: Option<Value>,
     wipe: bool,
     include_loop: bool,
@@ -109,7 +109,7 @@ fn sig_text(o: &[rookery_proto::Signature]) -> String {
 }
 
 #[async_trait::async_trait]
-impl Action for PrepareAction {
+impl Action for PrepareDevicesAction {
     async fn query(&mut self, ctx: &ModuleCtx<'_>) -> Result<Query, ModuleError> {
         let agent = ctx.agent()?;
         let spec_value = self.devices.clone().or_else(|| ctx.vars.get(VAR).cloned());
