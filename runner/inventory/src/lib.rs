@@ -113,6 +113,10 @@ impl Inventory {
         &self.hosts
     }
 
+    pub(crate) fn host_position(&self, name: &str) -> Option<usize> {
+        self.host_index.get(name).copied()
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.host_index.get(name).map(|i| &self.hosts[*i])
     }

@@ -195,7 +195,7 @@ impl Matcher {
 /// Indexes (into `inv.hosts()`) of the hosts one term selects.
 fn match_term(inv: &Inventory, term: &str) -> Result<Vec<usize>, String> {
     let (expr, sub) = split_subscript(term);
-    let index_of = |name: &str| inv.hosts().iter().position(|h| h.name == name);
+    let index_of = |name: &str| inv.host_position(name);
     let mut found: Vec<usize> = Vec::new();
     if expr == "all" || expr == "*" {
         found.extend(0..inv.hosts().len());
