@@ -50,6 +50,10 @@ pub struct StackArgs {
     /// With --probe: OpenSSH client config to read.
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// With --probe: also report loop devices (test labs; Rook needs
+    /// CEPH_VOLUME_ALLOW_LOOP_DEVICES to use them).
+    #[arg(long)]
+    pub include_loop: bool,
     /// With --probe: the rookery-agent binary to upload.
     #[arg(long, value_name = "PATH")]
     pub agent_binary: Option<PathBuf>,
@@ -197,7 +201,7 @@ async fn live_probe(
         &connector,
         selected,
         crate::commands::probe::DEFAULT_FORKS as usize,
-        false,
+        args.include_loop,
         &mut |_| {},
     )
     .await;
@@ -332,7 +336,8 @@ fn human_plan(
         );
     }
     let osds = p.cluster.osd_devices().count();
-    let _ = writeln!(s, "\nOSD devices ({osds}):");
+    let planned: usize = p.cluster.nodes.iter().map(|n| n.devices.len()).sum();
+    let _ = writeln!(s, "\nDevices ({planned} planned, {osds} will become OSDs):");
     for n in &p.cluster.nodes {
         for d in &n.devices {
             let state = match &d.state {

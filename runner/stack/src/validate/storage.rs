@@ -484,7 +484,7 @@ pub fn check_placement(stack: &Stack, cluster: &PlannedCluster) -> Vec<Finding> 
         }
         let osds: usize = per_node.values().sum();
         let domain = pool.failure_domain();
-        let (available, unit) = match domain {
+        let (available, unit): (usize, &str) = match domain {
             "host" => (hosts_with, "hosts"),
             "osd" => (osds, "OSDs"),
             other => {
@@ -517,20 +517,34 @@ pub fn check_placement(stack: &Stack, cluster: &PlannedCluster) -> Vec<Finding> 
                 if hosts_with == 1 { "s" } else { "ve" },
             )
         };
+        let one = if domain == "host" { "host" } else { "OSD" };
+        let (replicas, spread, copies) = if size == 1 {
+            (
+                "1 replica".to_string(),
+                if one == "host" { "a host" } else { "an OSD" }.to_string(),
+                "its only copy".to_string(),
+            )
+        } else {
+            (
+                format!("{size} replicas"),
+                format!("{size} different {unit}"),
+                format!("{size} copies"),
+            )
+        };
         let why = if domain == "host" {
             format!(
-                "Ceph puts each replica on a different host, so it can never place {size} copies: \
+                "Ceph puts each replica on a different host, so it can never place {copies}: \
                  the pool's placement groups stay undersized/inactive and CephFilesystem `{fs}` \
                  never becomes Ready"
             )
         } else {
             format!(
-                "Ceph puts each replica on a different OSD, so it can never place {size} copies and \
+                "Ceph puts each replica on a different OSD, so it can never place {copies} and \
                  CephFilesystem `{fs}` never becomes Ready"
             )
         };
         let message = format!(
-            "pool `{ceph_name}` needs {size} replicas on {size} different {unit}{} (failureDomain: \
+            "pool `{ceph_name}` needs {replicas} on {spread}{} (failureDomain: \
              {domain}), but {have}{}. {why}",
             class
                 .map(|c| format!(" with deviceClass `{c}`"))
