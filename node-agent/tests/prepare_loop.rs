@@ -963,3 +963,28 @@ fn discard_on_non_rotational() {
     let lines = audit_lines(&r.log);
     assert!(lines.iter().any(|a| a.action == "discard"), "{lines:?}");
 }
+
+#[test]
+fn gpt_on_4k_sector_device() {
+    if !prereqs(FULL) {
+        return;
+    }
+    // 4Kn: the primary GPT header is at 4096 and the backup in the last 4 KiB sector.
+    let l = Loop::with_flags(6 * GIB, "--sector-size 4096");
+    l.sh("sgdisk -n 1:256:+64M $DEV >/dev/null");
+    let w = consent_cycle(
+        &l,
+        &[
+            SignatureKind::ProtectiveMbr,
+            SignatureKind::GptPrimary,
+            SignatureKind::GptBackup,
+        ],
+    );
+    let primary = w
+        .outcome
+        .signatures_before
+        .iter()
+        .find(|s| s.kind == SignatureKind::GptPrimary)
+        .unwrap();
+    assert_eq!(primary.offset, 4096);
+}

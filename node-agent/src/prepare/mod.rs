@@ -103,7 +103,7 @@ fn prepare_one(plan: &DevicePlan, req: &PrepareRequest, audit: &mut Auditor<'_>)
     let holders = node::holders(&dev);
     let ceph_holders: Vec<node::Holder> = holders
         .iter()
-        .filter(|h| h.is_ceph_leftover())
+        .filter(|h| h.is_ceph_leftover_of(&dev))
         .cloned()
         .collect();
     let mut reasons = node::refusals(&dev, &holders);

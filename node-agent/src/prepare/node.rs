@@ -275,6 +275,8 @@ pub struct Holder {
     /// device-mapper name (`ceph--<vg>-osd--block--<lv>`) when it is a dm device.
     pub dm_name: Option<String>,
     pub devno: String,
+    /// Kernel names the holder sits on (`/sys/block/<holder>/slaves`).
+    pub slaves: Vec<String>,
 }
 
 impl Holder {
@@ -284,6 +286,17 @@ impl Holder {
         self.dm_name
             .as_deref()
             .is_some_and(|n| n.starts_with("ceph--"))
+    }
+
+    /// A Ceph leftover that lives on `dev` alone: removing it cannot affect another disk
+    /// (a VG spanning several PVs is left to the operator).
+    pub fn is_ceph_leftover_of(&self, dev: &NodeDevice) -> bool {
+        self.is_ceph_leftover()
+            && !self.slaves.is_empty()
+            && self
+                .slaves
+                .iter()
+                .all(|s| *s == dev.name || dev.partitions.iter().any(|p| p.name == *s))
     }
 }
 
@@ -305,7 +318,16 @@ pub fn holders(dev: &NodeDevice) -> Vec<Holder> {
                 continue;
             }
             let hs = Path::new(SYS_BLOCK).join(&kernel);
+            let mut slaves: Vec<String> = fs::read_dir(hs.join("slaves"))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            slaves.sort();
             out.push(Holder {
+                slaves,
                 dm_name: read_trim(hs.join("dm/name")),
                 devno: read_trim(hs.join("dev")).unwrap_or_default(),
                 kernel,
@@ -395,7 +417,7 @@ pub fn refusals(dev: &NodeDevice, holders: &[Holder]) -> Vec<RejectReason> {
     }
     let foreign: Vec<String> = holders
         .iter()
-        .filter(|h| !h.is_ceph_leftover())
+        .filter(|h| !h.is_ceph_leftover_of(dev))
         .map(|h| h.dm_name.clone().unwrap_or_else(|| h.kernel.clone()))
         .collect();
     if !foreign.is_empty() {
@@ -442,8 +464,25 @@ mod tests {
             kernel: "dm-0".into(),
             dm_name: Some(n.into()),
             devno: "253:0".into(),
+            slaves: vec!["sdb".into()],
         };
         assert!(h("ceph--1234-osd--block--5678").is_ceph_leftover());
+        let dev = |name: &str| NodeDevice {
+            name: name.into(),
+            path: format!("/dev/{name}"),
+            size_bytes: 0,
+            logical_sector_size: 512,
+            rotational: true,
+            read_only: false,
+            serial: None,
+            wwn: None,
+            by_id: vec![],
+            devno: String::new(),
+            partitions: vec![],
+        };
+        assert!(h("ceph--1234-osd--block--5678").is_ceph_leftover_of(&dev("sdb")));
+        // Sitting on another disk (too): not ours to remove.
+        assert!(!h("ceph--1234-osd--block--5678").is_ceph_leftover_of(&dev("sdc")));
         assert!(!h("vg0-root").is_ceph_leftover());
         assert!(!h("cephfoo").is_ceph_leftover());
     }

@@ -59,11 +59,26 @@ pub fn module_state(module: &str, modules_root: &Path) -> ModuleState {
     if in_list("modules.dep") {
         return ModuleState::Loadable;
     }
-    // Built-in modules with parameters also show up in /sys/module.
-    if Path::new("/sys/module").join(module).exists() {
+    // Built-in modules with parameters also show up in /sys/module; built-in rbd registers
+    // its bus and built-in ceph its filesystem type even without /lib/modules (kernels
+    // booted without a modules tree, like Firecracker's).
+    if Path::new("/sys/module").join(module).exists() || registered_by_kernel(module) {
         return ModuleState::BuiltIn;
     }
     ModuleState::Missing
+}
+
+fn registered_by_kernel(module: &str) -> bool {
+    match module {
+        "rbd" => Path::new("/sys/bus/rbd").exists(),
+        "ceph" => fs::read_to_string("/proc/filesystems")
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.split_whitespace().last() == Some("ceph"))
+            })
+            .unwrap_or(false),
+        _ => false,
+    }
 }
 
 /// `(major, minor)` from a kernel release such as `6.8.0-45-generic`.
