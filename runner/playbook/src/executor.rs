@@ -512,7 +512,10 @@ impl Executor {
             .check_mode
             .or(pctx.play.check_mode)
             .unwrap_or(self.opts.check);
-        let magic = self.magic(pctx, st, check);
+        // The run's mode (not a task's `check_mode` override), so `check_mode: false` tasks
+        // can still tell they are part of a check run.
+        let run_check = pctx.play.check_mode.unwrap_or(self.opts.check);
+        let magic = self.magic(pctx, st, run_check);
         let layers = VarLayers {
             inventory: Some(&st.target.vars),
             play: Some(&pctx.play.vars),

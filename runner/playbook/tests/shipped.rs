@@ -13,9 +13,7 @@ fn shipped_playbooks_parse() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let is_yaml = path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml");
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         if !path.is_file() || !is_yaml {
             continue;
         }
@@ -24,5 +22,9 @@ fn shipped_playbooks_parse() {
         assert!(!pb.plays.is_empty(), "{} has no plays", path.display());
         seen += 1;
     }
-    assert!(seen >= 2, "expected probe.yaml and example.yaml under {}", dir.display());
+    assert!(
+        seen >= 2,
+        "expected probe.yaml and example.yaml under {}",
+        dir.display()
+    );
 }

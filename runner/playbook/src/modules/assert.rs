@@ -137,7 +137,11 @@ mod tests {
     async fn lists_and_single_conditions() {
         let v = json!({"a": 1});
         assert!(!run(json!({"that": ["a == 1"]}), v.clone()).await.failed);
-        assert!(run(json!({"that": ["a == 1", "a == 2"]}), v.clone()).await.failed);
+        assert!(
+            run(json!({"that": ["a == 1", "a == 2"]}), v.clone())
+                .await
+                .failed
+        );
         assert!(run(json!({"that": "a == 2"}), v.clone()).await.failed);
         let r = run(json!({"that": ["nope.rc == 0"]}), v.clone()).await;
         assert!(r.failed && r.msg.unwrap().contains("undefined variable `nope`"));

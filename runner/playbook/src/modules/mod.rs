@@ -15,6 +15,7 @@ mod command;
 mod debug;
 mod file;
 mod files;
+mod prepare_devices;
 mod probe;
 mod set_fact;
 mod wait_for;
@@ -232,6 +233,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Arc::new(probe::ProbeModule));
+        r.register(Arc::new(prepare_devices::PrepareDevicesModule));
         r.register(Arc::new(command::CommandModule { shell: false }));
         r.register(Arc::new(command::CommandModule { shell: true }));
         r.register(Arc::new(files::CopyModule { template: false }));
