@@ -391,3 +391,70 @@ fn find_child_agent(parent: u32) -> Option<u32> {
     }
     None
 }
+
+/// Runs `rookery prepare` (human output, no --wipe) on a pseudo-terminal via script(1),
+/// typing `answer` at the confirmation prompt.
+fn run_on_tty(inv: &Path, dir: &Path, answer: &str) -> (Option<i32>, String) {
+    let cmd = format!(
+        "{} prepare -i {} --include-loop --audit-log {} --node-audit-log {}",
+        rookery_tests::bins::rookery().display(),
+        inv.display(),
+        dir.join("audit.jsonl").display(),
+        dir.join("node.log").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env("ROOKERY_AGENT", agent_binary())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // The terminal buffers the line until rookery reads it at the prompt.
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        // Keep the pty's input open until the run ends: script(1) ends the session on EOF.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(60));
+            drop(stdin);
+        });
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn interactive_confirmation_on_a_terminal() {
+    if !ready(false) || !prerequisite(have_program("script"), "script (util-linux)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dev = LoopDevice::new(6 * GIB);
+    let d = dev.path_str();
+    sh(&format!("mkfs.ext4 -q -F {d}"));
+    let inv = local_inventory(
+        dir.path(),
+        &format!("rookery_devices: [{{name: {d}, wipe: true}}]"),
+    );
+    // Anything but "yes" leaves the disk alone.
+    let (code, text) = run_on_tty(&inv, dir.path(), "y");
+    assert!(text.contains("Type \"yes\""), "{text}");
+    assert!(
+        text.contains(&d) && text.contains("6442450944 bytes"),
+        "{text}"
+    );
+    assert_eq!(code, Some(8), "{text}");
+    assert!(wipefs(&d).contains("ext4"));
+    // "yes" is consent.
+    let (code, text) = run_on_tty(&inv, dir.path(), "yes");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("wiped"), "{text}");
+    assert_eq!(wipefs(&d), "");
+}
