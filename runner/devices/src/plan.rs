@@ -162,6 +162,11 @@ fn hard_refusals(dev: &BlockDevice) -> Vec<String> {
     if dev.size_bytes < MIN_OSD_BYTES {
         r.push(RejectReason::TooSmall.to_string());
     }
+    // ceph-volume rejects USB disks (`id_bus`), so Rook would never use one: wiping it could
+    // only destroy data.
+    if dev.reject_reasons.contains(&RejectReason::Usb) {
+        r.push(RejectReason::Usb.to_string());
+    }
     if dev.kind != DeviceKind::Loop && !has_stable_id(dev) {
         r.push("no stable identity (no serial, WWN or /dev/disk/by-id link)".into());
     }
