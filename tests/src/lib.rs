@@ -3,6 +3,7 @@
 //! exact commands a human must run if cleanup fails.
 
 pub mod bins;
+pub mod loopdev;
 pub mod require;
 pub mod sshd;
 pub mod vm;
