@@ -527,13 +527,14 @@ impl Executor {
         };
         let resolved = layers.resolve(&self.templar);
         let host_name = st.target.name.clone();
+        let secrets = secret_values(&resolved.vars);
         let report = |status: Status,
                       r: &ModuleResult,
                       item: Option<String>,
                       summary: bool,
                       changes: Vec<String>,
                       ms: u64| {
-            self.reporter.event(&RunEvent::HostResult(HostResult {
+            let mut ev = HostResult {
                 host: host_name.clone(),
                 task: name.to_string(),
                 status,
@@ -546,7 +547,9 @@ impl Executor {
                 delegated: task.delegate_to.is_some(),
                 check_mode: check,
                 duration_ms: ms,
-            }));
+            };
+            scrub(&mut ev, &secrets);
+            self.reporter.event(&RunEvent::HostResult(ev));
         };
         // Loop items.
         let items: Option<Vec<Value>> = match &task.loop_ {
@@ -950,6 +953,60 @@ impl Executor {
 
 fn name_of(task: &Task) -> String {
     task.display_name()
+}
+
+/// String values of variables whose names say they are secrets (`*_password`, `*_token`,
+/// ...), at any depth; short values are skipped (redacting "a" would shred every message).
+fn secret_values(vars: &Value) -> Vec<String> {
+    fn walk(v: &Value, under_secret: bool, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if under_secret && s.len() >= 4 => out.push(s.clone()),
+            Value::Object(m) => {
+                for (k, x) in m {
+                    walk(x, under_secret || rookery_inventory::is_secret_name(k), out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, under_secret, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(vars, false, &mut out);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// Replace secret values in everything a reporter will print or log.
+fn scrub(r: &mut HostResult, secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    fn text(s: &mut String, secrets: &[String]) {
+        for x in secrets {
+            if s.contains(x.as_str()) {
+                *s = s.replace(x.as_str(), rookery_inventory::REDACTED);
+            }
+        }
+    }
+    fn value(v: &mut Value, secrets: &[String]) {
+        match v {
+            Value::String(s) => text(s, secrets),
+            Value::Array(a) => a.iter_mut().for_each(|x| value(x, secrets)),
+            Value::Object(m) => m.values_mut().for_each(|x| value(x, secrets)),
+            _ => {}
+        }
+    }
+    if let Some(m) = &mut r.msg {
+        text(m, secrets);
+    }
+    for c in &mut r.changes {
+        text(c, secrets);
+    }
+    if let Some(d) = &mut r.diff {
+        text(&mut d.unified, secrets);
+    }
+    value(&mut r.result, secrets);
 }
 
 /// A failure of a task with `ignore_errors: true` counts as ignored.

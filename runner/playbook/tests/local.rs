@@ -417,3 +417,27 @@ async fn template_errors_name_task_and_variable() {
     assert_eq!(r.summary.hosts["h"].failed, 1);
     assert_eq!(r.summary.hosts["h"].ignored, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_redacted_in_events() {
+    let Some(agent) = require_agent() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = "all:\n  hosts:\n    h:\n      ansible_connection: local\n      db_password: hunter2secret\n";
+    let pb = r#"
+- hosts: all
+  tasks:
+    - name: leak attempt
+      debug: {msg: "pw is {{ db_password }}"}
+    - name: leak via command
+      command: echo {{ db_password }}
+      register: out
+    - name: still usable
+      assert: {that: ["out.stdout == 'hunter2secret'"]}
+"#;
+    let r = run(&agent, dir, inv, pb, |_| {}).await;
+    let all = serde_json::to_string(&r.events).unwrap();
+    assert!(!all.contains("hunter2secret"), "{all}");
+    assert!(all.contains("pw is <redacted>"), "{all}");
+    assert_eq!(r.summary.hosts["h"].failed, 0, "{all}");
+}
