@@ -183,6 +183,11 @@ fn lvm_pv_with_a_ceph_vg() {
     let d = probe(&fx);
     assert_eq!(kinds(&d), vec![SignatureKind::Lvm2]);
     assert_eq!(d.signatures[0].offset, 0x218);
+    // The VG name comes from the PV's metadata area.
+    assert_eq!(
+        d.signatures[0].label.as_deref(),
+        Some(format!("ceph-rookery-test-{}", fx.lo.name()).as_str())
+    );
 }
 
 #[test]

@@ -117,7 +117,8 @@ pub fn scan<R: Read + Seek>(
     if let Some(sig) = scan_swap(dev, size)? {
         out.signatures.push(sig);
     }
-    if let Some(sig) = scan_lvm2(&head) {
+    if let Some(mut sig) = scan_lvm2(&head) {
+        sig.label = lvm2_vg_name(dev, &head, sig.offset - 24, size)?;
         out.signatures.push(sig);
     }
     for off in BLUESTORE_LABEL_OFFSETS {
@@ -497,6 +498,55 @@ fn scan_lvm2(head: &[u8]) -> Option<Signature> {
         }
     }
     None
+}
+
+/// Name of the volume group a PV belongs to, from the first metadata area's current
+/// metadata text (`<vgname> {\n...`); None for a PV without a VG (or unparsable metadata).
+///
+/// Layout (LVM2 `format_text/layout.h`): the label sector holds, at +32, the PV header:
+/// uuid[32], device size (8), data-area list and then metadata-area list of
+/// (offset, size) u64 pairs, each list ending in a zero pair. The metadata area starts with
+/// an `mda_header` whose first `raw_locn` points at the text, relative to the area.
+fn lvm2_vg_name<R: Read + Seek>(
+    dev: &mut R,
+    head: &[u8],
+    label_off: u64,
+    size: u64,
+) -> io::Result<Option<String>> {
+    let pvh = label_off as usize + 32;
+    let mut i = pvh + 32 + 8;
+    // Skip the data areas.
+    while i + 16 <= head.len() && (le64(head, i) != 0 || le64(head, i + 8) != 0) {
+        i += 16;
+    }
+    i += 16;
+    if i + 16 > head.len() {
+        return Ok(None);
+    }
+    let mda_off = le64(head, i);
+    if mda_off == 0 {
+        return Ok(None);
+    }
+    let mda = read_at(dev, mda_off, 512, size)?;
+    if &mda[4..20] != b" LVM2 x[5A%r0N*>" {
+        return Ok(None);
+    }
+    let text_off = le64(&mda, 40);
+    let text_size = le64(&mda, 48).min(4096) as usize;
+    if text_off == 0 || text_size == 0 {
+        return Ok(None);
+    }
+    let Some(at) = mda_off.checked_add(text_off) else {
+        return Ok(None);
+    };
+    let text = read_at(dev, at, text_size, size)?;
+    let first = text.split(|&c| c == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(first);
+    Ok(line
+        .strip_suffix(" {")
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.contains(' '))
+        .map(str::to_string))
 }
 
 /// The OSD uuid on the line after the BlueStore magic.
