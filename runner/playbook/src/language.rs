@@ -506,6 +506,22 @@ fn parse_play(
             true,
         )?);
     }
+    // A notify that matches no handler would silently never fire (Ansible errors too).
+    let known: HashSet<&str> = handlers
+        .iter()
+        .flat_map(|h| h.name.iter().chain(h.listen.iter()))
+        .map(String::as_str)
+        .collect();
+    for (kind, list) in [("tasks", &tasks), ("handlers", &handlers)] {
+        for (j, t) in list.iter().enumerate() {
+            if let Some(n) = t.notify.iter().find(|n| !known.contains(n.as_str())) {
+                return Err(doc.error(
+                    &format!("{path}.{kind}[{j}].notify"),
+                    format!("no handler named (or listening to) `{n}` in this play"),
+                ));
+            }
+        }
+    }
     let location = doc.location(path);
     Ok(Play {
         name: raw.name.unwrap_or_else(|| hosts.clone()),
@@ -768,6 +784,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("exactly one module"), "{e}");
+        let e = parse("- hosts: all\n  tasks:\n    - command: ls\n      notify: nobody\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("pb.yaml:4:7:") && e.contains("`nobody`"),
+            "{e}"
+        );
         let e = parse("- hosts: all\n  tasks:\n    - name: x\n      block: []\n")
             .unwrap_err()
             .to_string();
