@@ -1,0 +1,119 @@
+//! `playbooks/prepare.yaml` (the `prepare_devices` module) on real loop devices through
+//! the local connection: check mode + diff change nothing, consent comes from
+//! `-e prepare_wipe=true`, the second run reports changed=0.
+//!
+//! Needs the `prepare_devices` module registered in rookery-playbook (modules/mod.rs), root,
+//! losetup, mkfs.xfs, wipefs and the built binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rookery_tests::loopdev::LoopDevice;
+use rookery_tests::require::{have_program, prerequisite};
+use rookery_tests::sshd::agent_binary;
+
+const GIB: u64 = 1 << 30;
+
+fn play(inv: &Path, home: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(rookery_tests::bins::rookery())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env("ROOKERY_AGENT", agent_binary())
+        .stdin(Stdio::null())
+        .current_dir(home)
+        .arg("play")
+        .arg("-i")
+        .arg(inv)
+        .arg(rookery_tests::bins::repo_root().join("playbooks/prepare.yaml"))
+        .args(["-e", "prepare_include_loop=true"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn wipefs(dev: &str) -> String {
+    let out = Command::new("wipefs")
+        .args(["--no-act", "--noheadings", dev])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn prepare_playbook_check_diff_wipe_rerun() {
+    let loops = LoopDevice::prerequisites();
+    if !prerequisite(
+        loops.is_ok(),
+        loops.as_ref().err().map_or("", |s| s.as_str()),
+    ) || !prerequisite(
+        have_program("mkfs.xfs") && have_program("wipefs"),
+        "mkfs.xfs, wipefs",
+    ) {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let dev = LoopDevice::new(6 * GIB);
+    let d = dev.path_str();
+    assert!(
+        Command::new("mkfs.xfs")
+            .args(["-q", "-f", &d])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let inv = home.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      \
+             rookery_devices: [{{name: {d}, wipe: true}}]\n"
+        ),
+    )
+    .unwrap();
+
+    // Without consent the task fails (a play must not go on as if the disk were ready).
+    let (code, text) = play(&inv, home.path(), &[]);
+    assert!(
+        !text.contains("unknown module"),
+        "prepare_devices is not registered in rookery-playbook:\n{text}"
+    );
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("needs") && text.contains("consent"), "{text}");
+    assert!(wipefs(&d).contains("xfs"));
+
+    // Check mode + diff: what would change, nothing written.
+    let (code, text) = play(
+        &inv,
+        home.path(),
+        &["-e", "prepare_wipe=true", "--check", "--diff"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("xfs at 0") && text.contains("(no signatures)"),
+        "{text}"
+    );
+    assert!(wipefs(&d).contains("xfs"));
+
+    let (code, text) = play(&inv, home.path(), &["-e", "prepare_wipe=true"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("changed=1"), "{text}");
+    assert_eq!(wipefs(&d), "");
+    let audit = home.path().join(".local/state/rookery/audit.jsonl");
+    assert!(
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .contains("zero-head")
+    );
+
+    let (code, text) = play(&inv, home.path(), &["-e", "prepare_wipe=true"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("changed=0"), "{text}");
+}
