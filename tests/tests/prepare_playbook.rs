@@ -26,7 +26,8 @@ fn play(inv: &Path, home: &Path, extra: &[&str]) -> (Option<i32>, String) {
         .arg("play")
         .arg("-i")
         .arg(inv)
-        .arg(rookery_tests::bins::repo_root().join("playbooks/prepare.yaml"))
+        // A copy in the temp dir: a failed run writes its .retry file beside the playbook.
+        .arg(home.join("prepare.yaml"))
         .args(["-e", "prepare_include_loop=true"])
         .args(extra)
         .output()
@@ -69,6 +70,11 @@ fn prepare_playbook_check_diff_wipe_rerun() {
             .unwrap()
             .success()
     );
+    std::fs::copy(
+        rookery_tests::bins::repo_root().join("playbooks/prepare.yaml"),
+        home.path().join("prepare.yaml"),
+    )
+    .unwrap();
     let inv = home.path().join("inv.yaml");
     std::fs::write(
         &inv,
