@@ -545,6 +545,41 @@ impl Lab {
     }
 }
 
+/// Shell run in a guest to leave the data disks the way a reused server has them: on the HDD
+/// a GPT with an ext4 partition and an LVM PV partition; on the NVMe namespace an LVM PV with
+/// an active `ceph-*` VG and LV (as an old OSD leaves it) carrying an XFS filesystem.
+pub fn dirty_disks_script(guest: &Guest) -> String {
+    let vg = format!("ceph-vmlab-{}", guest.name);
+    format!(
+        "set -e
+sgdisk -o -n1:0:+2G -t1:8300 -n2:0:+4G -t2:8e00 /dev/sda >/dev/null
+partprobe /dev/sda; udevadm settle
+mkfs.ext4 -q -F -L vmlab-old /dev/sda1
+pvcreate -q -ff -y /dev/sda2
+pvcreate -q -ff -y /dev/nvme0n1
+vgcreate -q {vg} /dev/nvme0n1
+lvcreate -q -y -n osd-block-vmlab -l 100%FREE {vg}
+mkfs.xfs -q -f /dev/{vg}/osd-block-vmlab
+udevadm settle"
+    )
+}
+
+/// Shell that succeeds only when `dev` carries no signature anywhere the guest's own tools
+/// look (wipefs, blkid low-level probe), has no partitions or holders, and its first and last
+/// MiB are zero.
+pub fn clean_check_script(dev: &str) -> String {
+    format!(
+        "set -e
+test -z \"$(wipefs -n {dev})\" || {{ echo \"wipefs still sees: $(wipefs -n {dev})\"; exit 1; }}
+rc=0; blkid -p {dev} || rc=$?; test $rc -eq 2 || {{ echo \"blkid -p {dev} exit $rc\"; exit 1; }}
+test \"$(lsblk -rn -o NAME {dev} | wc -l)\" -eq 1 || {{ lsblk {dev}; exit 1; }}
+test -z \"$(ls /sys/class/block/$(basename {dev})/holders)\" || {{ echo holders left; exit 1; }}
+test \"$(dd if={dev} bs=1M count=1 status=none | tr -d '\\0' | wc -c)\" -eq 0 || {{ echo first MiB not zero; exit 1; }}
+last=$(( $(blockdev --getsize64 {dev}) / 1048576 - 1 ))
+test \"$(dd if={dev} bs=1M skip=$last count=1 status=none | tr -d '\\0' | wc -c)\" -eq 0 || {{ echo last MiB not zero; exit 1; }}"
+    )
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();

@@ -87,19 +87,40 @@ fn vagrantfile_rejects_a_bad_node_count() {
 
 #[test]
 fn vagrant_inventory_matches_the_vagrantfile_defaults() {
-    let inv = std::fs::read_to_string(bins::repo_root().join("inventories/vagrant.yaml")).unwrap();
     let vf = std::fs::read_to_string(bins::repo_root().join("vagrant/Vagrantfile")).unwrap();
     assert!(vf.contains(r#"ENV.fetch("ROOKERY_LAB_PREFIX", "rookery")"#));
     assert!(vf.contains(r#"ENV.fetch("ROOKERY_LAB_NET", "192.168.56")"#));
     assert!(vf.contains(r#"ENV.fetch("ROOKERY_LAB_NODES", "3")"#));
+    assert!(vf.contains(r##"def node_ip(i) = "#{NET}.#{10 + i}""##));
+    // What rookery itself resolves from the shipped inventory.
     for i in 1..=3 {
+        let out = Command::new(bins::rookery())
+            .args([
+                "-o",
+                "json",
+                "inventory",
+                "host",
+                "-i",
+                "inventories/vagrant.yaml",
+            ])
+            .arg(format!("rookery-{i}"))
+            .current_dir(bins::repo_root())
+            .output()
+            .unwrap();
         assert!(
-            inv.contains(&format!("rookery-{i}:\n")),
-            "rookery-{i} missing"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert!(inv.contains(&format!("ansible_host: 192.168.56.{}\n", 10 + i)));
-        assert!(inv.contains(&format!(
-            "vagrant/.vagrant/machines/rookery-{i}/libvirt/private_key"
-        )));
+        let host: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let c = &host["connection"];
+        assert_eq!(c["address"], format!("192.168.56.{}", 10 + i), "{host:#}");
+        assert_eq!(c["user"], "vagrant");
+        assert_eq!(c["become"], true);
+        assert_eq!(
+            c["private_key_file"],
+            format!("vagrant/.vagrant/machines/rookery-{i}/libvirt/private_key")
+        );
+        assert!(host["vars"]["rookery_devices"].is_array(), "{host:#}");
     }
 }
