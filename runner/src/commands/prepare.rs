@@ -33,12 +33,7 @@ use crate::exit;
 use crate::output::{Output, OutputFormat};
 use crate::probe::{error_chain, gather};
 
-// SHIM: `rookery-devices` is not yet a dependency of this crate (runner/Cargo.toml is not
-// ours to edit). Compile its sources as a private module until the lead adds
-// `rookery-devices.workspace = true`; then replace this with `use rookery_devices as devices;`.
-#[allow(dead_code, unused_imports)]
-#[path = "../../devices/src/lib.rs"]
-mod devices;
+use rookery_devices as devices;
 
 use devices::audit::{AuditLog, ControlAuditRecord, new_run_id, now_rfc3339};
 use devices::plan::{HostPlan, PlannedAction, confirmation_text, plan_host, render_plan};

@@ -29,12 +29,7 @@ use super::{
     parse_args, unexpected,
 };
 
-// SHIM: rookery-devices is not a dependency of rookery-playbook yet (its Cargo.toml is not
-// ours to edit). Compile its sources here until `rookery-devices.workspace = true` is added;
-// then replace with `use rookery_devices as devices;`.
-#[allow(dead_code, unused_imports)]
-#[path = "../../../devices/src/lib.rs"]
-mod devices;
+use rookery_devices as devices;
 
 use devices::audit::{AuditLog, ControlAuditRecord, default_path, new_run_id};
 use devices::plan::{PlannedAction, plan_host};
