@@ -49,18 +49,28 @@ fn compare(kind: Kind) {
 
 fn check(fx: &Fixture) {
     let dev = fx.lo.path_str();
-    let out = Command::new("ceph-volume")
-        .args(["inventory", "--format", "json", &dev])
-        .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ceph-volume inventory {dev} failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // ceph-volume enumerates every block device and PV (lsblk, pvs) even when asked about
+    // one; loop devices of tests running in parallel come and go under it, which makes it
+    // fail now and then. Retry before calling it a failure.
+    let mut attempts = Vec::new();
+    let stdout = loop {
+        let out = Command::new("ceph-volume")
+            .args(["inventory", "--format", "json", &dev])
+            .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break stdout;
+        }
+        attempts.push(format!("{}{stdout}", String::from_utf8_lossy(&out.stderr)));
+        assert!(
+            attempts.len() < 3,
+            "ceph-volume inventory {dev} failed 3 times: {attempts:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     let cv: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("ceph-volume output for {dev} is not JSON ({e}): {stdout}"));
     let cv_available = cv["available"].as_bool().unwrap();
@@ -109,6 +119,8 @@ macro_rules! cases {
 cases! {
     cv_blank => Kind::Blank,
     cv_gpt_partition => Kind::GptPartition,
+    cv_ceph_disk_partition => Kind::CephDiskPartition,
+    cv_partition_mounted => Kind::PartitionMounted,
     cv_backup_only_gpt => Kind::BackupOnlyGpt,
     cv_empty_dos => Kind::EmptyDos,
     cv_ext4 => Kind::Ext4,

@@ -119,6 +119,21 @@ fn gpt_with_a_partition() {
 }
 
 #[test]
+fn ceph_disk_partition_is_used_by_ceph_disk() {
+    let fx = fixture!(Kind::CephDiskPartition);
+    assert_eq!(probe(&fx).partitions.len(), 1);
+}
+
+#[test]
+fn mounted_partition_makes_the_disk_mounted_and_busy() {
+    let fx = fixture!(Kind::PartitionMounted);
+    let d = probe(&fx);
+    assert!(d.in_use);
+    assert_eq!(d.partitions[0].mountpoints, d.mountpoints);
+    assert_eq!(d.partitions[0].signatures[0].kind, SignatureKind::Ext4);
+}
+
+#[test]
 fn backup_only_gpt_is_detected() {
     let fx = fixture!(Kind::BackupOnlyGpt);
     let d = probe(&fx);

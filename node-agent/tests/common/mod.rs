@@ -29,6 +29,8 @@ pub enum Kind {
     Blank,
     BlankRotational,
     GptPartition,
+    CephDiskPartition,
+    PartitionMounted,
     BackupOnlyGpt,
     EmptyDos,
     Ext4,
@@ -51,6 +53,8 @@ pub const ALL: &[Kind] = &[
     Kind::Blank,
     Kind::BlankRotational,
     Kind::GptPartition,
+    Kind::CephDiskPartition,
+    Kind::PartitionMounted,
     Kind::BackupOnlyGpt,
     Kind::EmptyDos,
     Kind::Ext4,
@@ -103,6 +107,17 @@ impl Fixture {
         let mut v = match self.kind {
             Kind::Blank | Kind::BlankRotational | Kind::ExactMinimum => vec![],
             Kind::GptPartition => vec![HasPartitions, HasPartitionTable("gpt".into())],
+            Kind::CephDiskPartition => vec![
+                HasPartitions,
+                HasPartitionTable("gpt".into()),
+                UsedByCephDisk,
+            ],
+            Kind::PartitionMounted => vec![
+                HasPartitions,
+                HasPartitionTable("gpt".into()),
+                Mounted(self.mountpoint_str()),
+                InUse,
+            ],
             Kind::BackupOnlyGpt => vec![HasPartitionTable("gpt".into())],
             Kind::EmptyDos => vec![HasPartitionTable("dos".into())],
             Kind::Ext4 => vec![fs("ext4")],
@@ -114,14 +129,7 @@ impl Fixture {
             Kind::LvmCephVg => vec![fs("LVM2_member"), LvmMember],
             Kind::BluestoreAt0 => vec![fs("ceph_bluestore"), BluestoreLabel],
             Kind::BluestoreReplica1G => vec![BluestoreLabel],
-            Kind::Mounted => {
-                let mp = self
-                    .mountpoint
-                    .as_ref()
-                    .map(|d| d.path().to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                vec![fs("ext4"), Mounted(mp), InUse]
-            }
+            Kind::Mounted => vec![fs("ext4"), Mounted(self.mountpoint_str()), InUse],
             Kind::ReadOnly => vec![ReadOnly],
             Kind::TooSmall => vec![TooSmall],
             Kind::HeldExclusive => vec![InUse],
@@ -129,6 +137,13 @@ impl Fixture {
         v.push(LoopDevice);
         v.sort();
         v
+    }
+
+    fn mountpoint_str(&self) -> String {
+        self.mountpoint
+            .as_ref()
+            .map(|d| d.path().to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// ceph-volume 16.2.x is known to call these available although they are not
@@ -144,7 +159,8 @@ impl Fixture {
 /// Programs a fixture needs beyond losetup/partx.
 fn programs(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::GptPartition | Kind::BackupOnlyGpt => &["sgdisk"],
+        Kind::GptPartition | Kind::BackupOnlyGpt | Kind::CephDiskPartition => &["sgdisk"],
+        Kind::PartitionMounted => &["sgdisk", "mkfs.ext4", "mount", "umount"],
         Kind::EmptyDos => &["sfdisk"],
         Kind::Ext4 => &["mkfs.ext4"],
         Kind::Xfs => &["mkfs.xfs"],
@@ -207,6 +223,30 @@ pub fn build(kind: Kind) -> Option<Fixture> {
                 &["-o", "-n", "1:2048:+100M", "-t", "1:8300", &dev],
             );
             fx.lo.sync_partitions().unwrap();
+        }
+        Kind::CephDiskPartition => {
+            // What ceph-disk (Luminous and older) left behind: a "ceph data" partition.
+            sh(
+                "sgdisk",
+                &[
+                    "-o",
+                    "-n",
+                    "1:2048:+100M",
+                    "-t",
+                    "1:4fbd7e29-9d25-41b8-afd0-062c0ceff05d",
+                    "-c",
+                    "1:ceph data",
+                    &dev,
+                ],
+            );
+            fx.lo.sync_partitions().unwrap();
+        }
+        Kind::PartitionMounted => {
+            sh("sgdisk", &["-o", "-n", "1:2048:+100M", &dev]);
+            fx.lo.sync_partitions().unwrap();
+            let part = fx.lo.partition_path(1).to_string_lossy().into_owned();
+            sh("mkfs.ext4", &["-q", "-F", &part]);
+            fx.mountpoint = Some(mount(&mut fx, &part));
         }
         Kind::BackupOnlyGpt => {
             sh("sgdisk", &["-o", "-n", "1:2048:+100M", &dev]);
@@ -275,6 +315,18 @@ pub fn build(kind: Kind) -> Option<Fixture> {
         Kind::HeldExclusive => fx.holder = Some(spawn_exclusive_holder(&dev)),
     }
     Some(fx)
+}
+
+/// Mounts `dev` on a fresh temp dir and registers the umount.
+fn mount(fx: &mut Fixture, dev: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("rookery-mnt-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    run("mount", &[dev, &d]).unwrap();
+    fx.undo.push(("umount".into(), vec![d]));
+    dir
 }
 
 fn bluestore_label() -> String {
