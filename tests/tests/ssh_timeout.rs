@@ -36,14 +36,14 @@ fn hung_host_times_out_while_others_succeed() {
             .arg(&inv)
             .arg("--known-hosts")
             .arg(&kh)
-            .args(["--timeout", "2"]),
+            .args(["--timeout", "5"]),
     )
     .unwrap();
     assert_eq!(run.code, Some(4), "{run}");
     assert_eq!(run.status("fine"), "ok", "{run}");
     assert_eq!(run.status("hung"), "unreachable", "{run}");
-    assert!(run.error("hung").contains("timed out after 2"), "{run}");
-    assert!(run.elapsed < Duration::from_secs(15), "{run}");
+    assert!(run.error("hung").contains("timed out after 5"), "{run}");
+    assert!(run.elapsed < Duration::from_secs(40), "{run}");
 }
 
 #[test]
