@@ -121,6 +121,7 @@ cases! {
     cv_gpt_partition => Kind::GptPartition,
     cv_ceph_disk_partition => Kind::CephDiskPartition,
     cv_partition_mounted => Kind::PartitionMounted,
+    cv_gpt_4kn => Kind::Gpt4Kn,
     cv_backup_only_gpt => Kind::BackupOnlyGpt,
     cv_empty_dos => Kind::EmptyDos,
     cv_ext4 => Kind::Ext4,

@@ -134,6 +134,22 @@ fn mounted_partition_makes_the_disk_mounted_and_busy() {
 }
 
 #[test]
+fn gpt_on_a_4kn_disk() {
+    let fx = fixture!(Kind::Gpt4Kn);
+    let d = probe(&fx);
+    assert_eq!(d.logical_sector_size, 4096);
+    let offs: Vec<_> = d.signatures.iter().map(|s| (s.kind, s.offset)).collect();
+    assert_eq!(
+        offs,
+        vec![
+            (SignatureKind::ProtectiveMbr, 510),
+            (SignatureKind::GptPrimary, 4096),
+            (SignatureKind::GptBackup, d.size_bytes - 4096)
+        ]
+    );
+}
+
+#[test]
 fn backup_only_gpt_is_detected() {
     let fx = fixture!(Kind::BackupOnlyGpt);
     let d = probe(&fx);

@@ -31,6 +31,7 @@ pub enum Kind {
     GptPartition,
     CephDiskPartition,
     PartitionMounted,
+    Gpt4Kn,
     BackupOnlyGpt,
     EmptyDos,
     Ext4,
@@ -55,6 +56,7 @@ pub const ALL: &[Kind] = &[
     Kind::GptPartition,
     Kind::CephDiskPartition,
     Kind::PartitionMounted,
+    Kind::Gpt4Kn,
     Kind::BackupOnlyGpt,
     Kind::EmptyDos,
     Kind::Ext4,
@@ -118,7 +120,7 @@ impl Fixture {
                 Mounted(self.mountpoint_str()),
                 InUse,
             ],
-            Kind::BackupOnlyGpt => vec![HasPartitionTable("gpt".into())],
+            Kind::BackupOnlyGpt | Kind::Gpt4Kn => vec![HasPartitionTable("gpt".into())],
             Kind::EmptyDos => vec![HasPartitionTable("dos".into())],
             Kind::Ext4 => vec![fs("ext4")],
             Kind::Xfs => vec![fs("xfs")],
@@ -159,7 +161,9 @@ impl Fixture {
 /// Programs a fixture needs beyond losetup/partx.
 fn programs(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::GptPartition | Kind::BackupOnlyGpt | Kind::CephDiskPartition => &["sgdisk"],
+        Kind::GptPartition | Kind::BackupOnlyGpt | Kind::CephDiskPartition | Kind::Gpt4Kn => {
+            &["sgdisk"]
+        }
         Kind::PartitionMounted => &["sgdisk", "mkfs.ext4", "mount", "umount"],
         Kind::EmptyDos => &["sfdisk"],
         Kind::Ext4 => &["mkfs.ext4"],
@@ -197,6 +201,9 @@ pub fn build(kind: Kind) -> Option<Fixture> {
     };
     let mut opts = LoopOptions::new(size);
     opts.read_only = kind == Kind::ReadOnly;
+    if kind == Kind::Gpt4Kn {
+        opts.sector_size = Some(4096);
+    }
     // The backing fs decides rotational otherwise; fix it so the class assertion is stable.
     opts.rotational = Some(kind == Kind::BlankRotational);
     let lo = LoopDevice::with(opts).unwrap();
@@ -248,6 +255,9 @@ pub fn build(kind: Kind) -> Option<Fixture> {
             sh("mkfs.ext4", &["-q", "-F", &part]);
             fx.mountpoint = Some(mount(&mut fx, &part));
         }
+        // A 4Kn disk: GPT headers at byte 4096 and at size - 4096. No partx, so the kernel
+        // knows no partitions and only the table itself rejects the disk.
+        Kind::Gpt4Kn => sh("sgdisk", &["-o", "-n", "1:0:+100M", &dev]),
         Kind::BackupOnlyGpt => {
             sh("sgdisk", &["-o", "-n", "1:2048:+100M", &dev]);
             // Wipe the PMBR, primary header and primary entries; the backup at the end stays.
