@@ -233,6 +233,60 @@ pub fn recap(results: &[HostProbe], style: Style) -> String {
 mod tests {
     use super::*;
 
+    fn facts() -> HostFacts {
+        let dev = |name: &str, available: bool, reasons: &str| {
+            format!(
+                r#"{{"name":"{name}","path":"/dev/{name}","kind":"disk","size_bytes":10737418240,
+                "logical_sector_size":512,"physical_sector_size":4096,"rotational":false,
+                "transport":"nvme","class":"nvme","model":"Fast Disk","serial":"SN-{name}",
+                "removable":false,"read_only":false,"available":{available},
+                "reject_reasons":{reasons}}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"hostname":"node1","os":{{"id":"debian","name":"Debian","version_id":"12",
+            "pretty_name":"Debian GNU/Linux 12"}},"kernel":"6.1.0","arch":"x86_64","cpus":4,
+            "memory_bytes":8589934592,"block_devices":[{},{}]}}"#,
+            dev("nvme0n1", true, "[]"),
+            dev(
+                "nvme1n1",
+                false,
+                r#"[{"reason":"mounted","detail":"/srv"},{"reason":"has_partitions"}]"#
+            )
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn table_says_everything_in_words() {
+        let f = facts();
+        let plain = device_table(&f.block_devices, Style { color: false });
+        assert!(!plain.contains('\x1b'));
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(lines[0].starts_with("  DEVICE"));
+        assert!(
+            lines[1].contains("/dev/nvme0n1")
+                && lines[1].contains("nvme")
+                && lines[1].contains("10.0 GiB")
+        );
+        assert!(
+            lines[1].contains("Fast Disk")
+                && lines[1].contains("SN-nvme0n1")
+                && lines[1].contains("yes")
+        );
+        assert!(lines[2].contains(" no ") && lines[2].contains("mounted at /srv, has partitions"));
+        // Columns line up: AVAILABLE starts at the same offset in every row.
+        let col = lines[0].find("AVAILABLE").unwrap();
+        assert_eq!(&lines[1][col..col + 3], "yes");
+        assert_eq!(&lines[2][col..col + 2], "no");
+        let colored = device_table(&f.block_devices, Style { color: true });
+        assert!(colored.contains("\x1b[32myes\x1b[0m"));
+        assert_eq!(
+            host_header(&f),
+            "node1 · Debian GNU/Linux 12 · kernel 6.1.0 (x86_64) · 4 CPUs · 8.0 GiB memory"
+        );
+    }
+
     #[test]
     fn bytes() {
         assert_eq!(human_bytes(512), "512 B");
