@@ -394,10 +394,12 @@ impl StorageClassConfig {
     /// The Ceph pool Rook creates for `dataPools[index]` (k8s-facts §3 "Pool naming").
     pub fn data_pool_ceph_name(&self, index: usize) -> String {
         let fs = self.fs_name();
-        match (
-            &self.filesystem.data_pools[index].name,
-            self.filesystem.preserve_pool_names,
-        ) {
+        let name = self
+            .filesystem
+            .data_pools
+            .get(index)
+            .and_then(|p| p.name.as_ref());
+        match (name, self.filesystem.preserve_pool_names) {
             (Some(name), true) => name.clone(),
             (Some(name), false) => format!("{fs}-{name}"),
             (None, _) => format!("{fs}-data{index}"),
