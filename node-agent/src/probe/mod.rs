@@ -613,6 +613,7 @@ fn parse_os_release(text: &str) -> OsRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rookery_proto::RejectReason;
 
     #[test]
     fn mountinfo_parsing() {
@@ -646,5 +647,263 @@ mod tests {
         let mut v = vec!["loop10", "sdaa", "loop2", "sdb", "sda"];
         v.sort_by_key(|a| natural_key(a));
         assert_eq!(v, vec!["sda", "sdb", "loop2", "loop10", "sdaa"]);
+    }
+
+    /// A fake sysfs + /dev tree: hardware this lab lacks (NVMe, SATA, SAS, USB, virtio)
+    /// laid out like the kernel does, with /dev nodes as sparse regular files.
+    struct FakeHost {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeHost {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            for d in [
+                "sys/block",
+                "sys/class/block",
+                "sys/bus",
+                "proc",
+                "dev/disk/by-id",
+                "etc",
+            ] {
+                fs::create_dir_all(dir.path().join(d)).unwrap();
+            }
+            FakeHost { dir }
+        }
+
+        fn paths(&self) -> OsPaths {
+            let r = self.dir.path();
+            OsPaths {
+                sys: r.join("sys"),
+                proc_: r.join("proc"),
+                dev: r.join("dev"),
+                etc: r.join("etc"),
+            }
+        }
+
+        /// Adds disk `name` whose sysfs node lives at `devpath` (under sys/devices) on bus
+        /// `subsystem`, with `attrs` (relative file → content) and a /dev node of `size`.
+        fn disk(
+            &self,
+            name: &str,
+            devpath: &str,
+            subsystem: &str,
+            size: u64,
+            attrs: &[(&str, &str)],
+        ) {
+            let r = self.dir.path();
+            let node = r.join("sys/devices").join(devpath).join("block").join(name);
+            let device = r.join("sys/devices").join(devpath);
+            fs::create_dir_all(node.join("queue")).unwrap();
+            fs::create_dir_all(r.join("sys/bus").join(subsystem)).unwrap();
+            std::os::unix::fs::symlink(&device, node.join("device")).unwrap();
+            let sub = device.join("subsystem");
+            if !sub.exists() {
+                std::os::unix::fs::symlink(r.join("sys/bus").join(subsystem), sub).unwrap();
+            }
+            std::os::unix::fs::symlink(&node, r.join("sys/block").join(name)).unwrap();
+            std::os::unix::fs::symlink(&node, r.join("sys/class/block").join(name)).unwrap();
+            let defaults = [
+                ("size", (size / 512).to_string()),
+                ("dev", "8:0".to_string()),
+                ("ro", "0".into()),
+                ("removable", "0".into()),
+                ("queue/rotational", "0".into()),
+                ("queue/logical_block_size", "512".into()),
+                ("queue/physical_block_size", "4096".into()),
+            ];
+            for (k, v) in defaults {
+                fs::write(node.join(k), v).unwrap();
+            }
+            for (k, v) in attrs {
+                let p = node.join(k);
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(p, v).unwrap();
+            }
+            fs::File::create(r.join("dev").join(name))
+                .unwrap()
+                .set_len(size)
+                .unwrap();
+        }
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn transports_and_classes_from_sysfs_layout() {
+        let h = FakeHost::new();
+        h.disk(
+            "nvme0n1",
+            "pci0000:00/0000:00:04.0/nvme/nvme0",
+            "nvme",
+            10 * GIB,
+            &[
+                ("device/model", "Samsung SSD 980 PRO 1TB                 "),
+                ("device/serial", "  S5GXNF0R123456  "),
+                ("wwid", "eui.002538b111b2c3d4"),
+            ],
+        );
+        h.disk(
+            "sda",
+            "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0",
+            "scsi",
+            10 * GIB,
+            &[
+                ("queue/rotational", "1"),
+                ("device/model", "WDC WD40EFRX-68N"),
+                ("device/vendor", "ATA     "),
+                ("device/wwid", "naa.50014ee2b5c6d7e8"),
+            ],
+        );
+        h.disk(
+            "sdb",
+            "pci0000:00/0000:00:03.0/host1/port-1:0/end_device-1:0/target1:0:0/1:0:0:0",
+            "scsi",
+            10 * GIB,
+            &[("device/sas_address", "0x5000c500a1b2c3d4")],
+        );
+        h.disk(
+            "sdc",
+            "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host2/target2:0:0/2:0:0:0",
+            "scsi",
+            10 * GIB,
+            &[("removable", "1")],
+        );
+        h.disk(
+            "vda",
+            "pci0000:00/0000:00:05.0/virtio1",
+            "virtio",
+            10 * GIB,
+            &[("serial", "VMROOT01")],
+        );
+        h.disk("ram0", "virtual", "none", GIB, &[]);
+        h.disk("dm-0", "virtual2", "none", GIB, &[]);
+
+        let facts = h.paths().host_facts(&ProbeRequest::default());
+        let by_name = |n: &str| facts.block_devices.iter().find(|d| d.name == n).unwrap();
+
+        let nvme = by_name("nvme0n1");
+        assert_eq!(
+            (nvme.transport, nvme.class),
+            (Transport::Nvme, DeviceClass::Nvme)
+        );
+        assert_eq!(nvme.model.as_deref(), Some("Samsung SSD 980 PRO 1TB"));
+        assert_eq!(nvme.serial.as_deref(), Some("S5GXNF0R123456"));
+        assert_eq!(nvme.wwn.as_deref(), Some("eui.002538b111b2c3d4"));
+        assert!(nvme.available, "{:?}", nvme.reject_reasons);
+        assert_eq!(nvme.physical_sector_size, 4096);
+
+        let sata = by_name("sda");
+        assert_eq!(
+            (sata.transport, sata.class),
+            (Transport::Sata, DeviceClass::Hdd)
+        );
+        assert_eq!(sata.vendor.as_deref(), Some("ATA"));
+        assert_eq!(sata.wwn.as_deref(), Some("naa.50014ee2b5c6d7e8"));
+
+        let sas = by_name("sdb");
+        assert_eq!(
+            (sas.transport, sas.class),
+            (Transport::Sas, DeviceClass::Ssd)
+        );
+
+        let usb = by_name("sdc");
+        assert_eq!(usb.transport, Transport::Usb);
+        assert_eq!(
+            usb.reject_reasons,
+            vec![RejectReason::Removable, RejectReason::Usb]
+        );
+
+        let vda = by_name("vda");
+        assert_eq!(vda.transport, Transport::Virtio);
+        assert_eq!(vda.serial.as_deref(), Some("VMROOT01"));
+
+        let skipped: Vec<&str> = facts
+            .skipped_devices
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(skipped, vec!["dm-0", "ram0"]);
+        assert_eq!(facts.block_devices.len(), 5);
+    }
+
+    #[test]
+    fn unreadable_device_is_never_available() {
+        let h = FakeHost::new();
+        h.disk(
+            "sda",
+            "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0",
+            "scsi",
+            10 * GIB,
+            &[],
+        );
+        fs::remove_file(h.dir.path().join("dev/sda")).unwrap();
+        let d = h.paths().device("sda", false).unwrap();
+        assert!(!d.available);
+        assert!(matches!(d.reject_reasons[0], RejectReason::Unreadable(_)));
+    }
+
+    #[test]
+    fn by_id_links_and_mountinfo_of_partitions() {
+        let h = FakeHost::new();
+        let r = h.dir.path();
+        h.disk(
+            "sda",
+            "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0",
+            "scsi",
+            10 * GIB,
+            &[],
+        );
+        let part = r.join("sys/block/sda/sda1");
+        fs::create_dir_all(&part).unwrap();
+        for (k, v) in [
+            ("partition", "1"),
+            ("start", "2048"),
+            ("size", "204800"),
+            ("dev", "8:1"),
+        ] {
+            fs::write(part.join(k), v).unwrap();
+        }
+        std::os::unix::fs::symlink(&part, r.join("sys/class/block/sda1")).unwrap();
+        fs::File::create(r.join("dev/sda1"))
+            .unwrap()
+            .set_len(100 << 20)
+            .unwrap();
+        for l in ["ata-WDC_WD40EFRX_X", "wwn-0x50014ee2b5c6d7e8"] {
+            std::os::unix::fs::symlink(r.join("dev/sda"), r.join("dev/disk/by-id").join(l))
+                .unwrap();
+        }
+        fs::create_dir_all(r.join("proc/self")).unwrap();
+        fs::write(
+            r.join("proc/self/mountinfo"),
+            "30 1 8:1 / / rw - ext4 /dev/sda1 rw\n",
+        )
+        .unwrap();
+        fs::write(r.join("proc/swaps"), "Filename Type Size Used Priority\n").unwrap();
+        let d = h
+            .paths()
+            .device(
+                &r.join("dev/disk/by-id/ata-WDC_WD40EFRX_X")
+                    .to_string_lossy(),
+                false,
+            )
+            .unwrap();
+        assert_eq!(d.name, "sda");
+        assert!(
+            d.by_id[0].ends_with("/wwn-0x50014ee2b5c6d7e8"),
+            "{:?}",
+            d.by_id
+        );
+        assert_eq!(d.stable_id(), d.by_id[0]);
+        assert_eq!(d.partitions.len(), 1);
+        assert_eq!(d.partitions[0].start_bytes, 2048 * 512);
+        assert_eq!(d.partitions[0].mountpoints, vec!["/"]);
+        assert!(d.holds_root);
+        assert!(d.reject_reasons.contains(&RejectReason::HoldsRoot));
+        assert!(d.reject_reasons.contains(&RejectReason::HasPartitions));
+        assert!(matches!(
+            h.paths().device("sda1", false),
+            Err(ProbeError::Partition(_))
+        ));
     }
 }
