@@ -103,8 +103,78 @@ fn bench_20_tasks() {
     reruns.sort_by(f64::total_cmp);
     let _ = std::fs::remove_dir_all("/tmp/rookery-bench");
     println!(
-        "bench-20 on {n} sshd hosts: first run {first:.2}s ({changed_first} changes), \
+        "rookery bench-20 on {n} sshd hosts: first run {first:.2}s ({changed_first} changes), \
          converged re-run median {:.2}s (runs: {reruns:.2?})",
         reruns[1]
+    );
+
+    // The same file under ansible-playbook (pipelining on, forks = N), when available:
+    // $ROOKERY_ANSIBLE_PLAYBOOK or `ansible-playbook` on PATH.
+    let ansible = std::env::var_os("ROOKERY_ANSIBLE_PLAYBOOK")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            rookery_tests::require::have_program("ansible-playbook")
+                .then(|| "ansible-playbook".into())
+        });
+    let Some(ansible) = ansible else {
+        println!("ansible-playbook not found: set ROOKERY_ANSIBLE_PLAYBOOK to compare");
+        return;
+    };
+    let ansible_run = || {
+        let start = Instant::now();
+        let o = std::process::Command::new(&ansible)
+            .env("HOME", lab.home())
+            .env("ANSIBLE_PIPELINING", "True")
+            .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+            .env(
+                "ANSIBLE_SSH_ARGS",
+                format!(
+                    "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={}",
+                    kh.display()
+                ),
+            )
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .arg("-i")
+            .arg(&inv)
+            .arg("-f")
+            .arg(n.to_string())
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let changed: u64 = out
+            .lines()
+            .filter_map(|l| l.split("changed=").nth(1))
+            .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        (secs, changed)
+    };
+    let (a_first, a_changed_first) = ansible_run();
+    let mut a_reruns = Vec::new();
+    for _ in 0..3 {
+        let (t, changed) = ansible_run();
+        assert_eq!(changed, 0, "ansible re-run changed something");
+        a_reruns.push(t);
+    }
+    a_reruns.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_dir_all("/tmp/rookery-bench");
+    println!(
+        "ansible bench-20 on {n} sshd hosts: first run {a_first:.2}s ({a_changed_first} changes), \
+         converged re-run median {:.2}s (runs: {a_reruns:.2?})",
+        a_reruns[1]
+    );
+    println!(
+        "ratio ansible/rookery: first run {:.1}x, re-run {:.1}x",
+        a_first / first,
+        a_reruns[1] / reruns[1]
     );
 }
