@@ -301,9 +301,9 @@ pub fn plan_cluster(
                 selection_without_facts = true;
                 continue;
             };
-            let already = nodes
-                .iter()
-                .any(|n| n.name == facts.hostname || n.host() == Some(host.name.as_str()));
+            let already = nodes.iter().any(|n| {
+                n.name.eq_ignore_ascii_case(&facts.hostname) || n.host() == Some(host.name.as_str())
+            });
             if already {
                 continue;
             }
@@ -334,7 +334,7 @@ pub fn plan_cluster(
                 continue;
             }
             nodes.push(PlannedNode {
-                name: facts.hostname.clone(),
+                name: facts.hostname.to_ascii_lowercase(),
                 path: path.to_string(),
                 origin: NodeOrigin::Selection,
                 matched: NodeMatch::Hostname {
@@ -365,7 +365,12 @@ pub fn plan_cluster(
 fn match_node<'a>(name: &str, hosts: &'a [HostInput]) -> (NodeMatch, Option<&'a HostFacts>) {
     if let Some(h) = hosts
         .iter()
-        .find(|h| h.facts.as_ref().is_some_and(|f| f.hostname == name))
+        // The kubelet lowercases the hostname when it names the node.
+        .find(|h| {
+            h.facts
+                .as_ref()
+                .is_some_and(|f| f.hostname.eq_ignore_ascii_case(name))
+        })
     {
         return (
             NodeMatch::Hostname {
@@ -379,7 +384,7 @@ fn match_node<'a>(name: &str, hosts: &'a [HostInput]) -> (NodeMatch, Option<&'a 
             Some(f) => (
                 NodeMatch::HostnameDiffers {
                     host: h.name.clone(),
-                    hostname: f.hostname.clone(),
+                    hostname: f.hostname.to_ascii_lowercase(),
                 },
                 Some(f),
             ),

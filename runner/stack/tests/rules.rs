@@ -471,3 +471,11 @@ fn k3s_local_path_default_warning() {
             .any(|x| x.code == "k3s-local-path" && x.severity == Severity::Warning)
     );
 }
+
+#[test]
+fn node_names_match_hostnames_case_insensitively_like_the_kubelet() {
+    let (stack, mut hosts, _) = lab();
+    hosts[0].facts.as_mut().unwrap().hostname = "LAB-1".into();
+    let f = run(stack, &hosts);
+    assert!(errors(&f, "node-name").is_empty(), "{f:#?}");
+}
