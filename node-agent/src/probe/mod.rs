@@ -104,6 +104,27 @@ impl OsPaths {
             })
             .unwrap_or_default();
         names.sort_by_key(|a| natural_key(a));
+        // A requested device that is not a whole disk here must not vanish silently.
+        for asked in &req.only {
+            let name = self.kernel_name(asked);
+            if !names.contains(&name) {
+                let reason = if self
+                    .sys
+                    .join("class/block")
+                    .join(&name)
+                    .join("partition")
+                    .exists()
+                {
+                    "a partition, not a whole block device (ask for its disk)"
+                } else {
+                    "not found in /sys/block"
+                };
+                skipped_devices.push(SkippedDevice {
+                    name: asked.clone(),
+                    reason: reason.into(),
+                });
+            }
+        }
         for name in names {
             if !only.is_empty() && !only.contains(&name) {
                 continue;
@@ -905,5 +926,16 @@ mod tests {
             h.paths().device("sda1", false),
             Err(ProbeError::Partition(_))
         ));
+        let facts = h.paths().host_facts(&ProbeRequest {
+            include_loop: false,
+            only: vec!["sda1".into(), "sdz".into()],
+        });
+        assert!(facts.block_devices.is_empty());
+        let reasons: Vec<_> = facts
+            .skipped_devices
+            .iter()
+            .map(|s| (s.name.as_str(), s.reason.contains("partition")))
+            .collect();
+        assert_eq!(reasons, vec![("sda1", true), ("sdz", false)]);
     }
 }
