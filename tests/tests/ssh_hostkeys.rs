@@ -142,3 +142,44 @@ fn inventory_known_hosts_option_and_strict_no() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(!lab.home().join(".ssh/known_hosts").exists());
 }
+
+#[test]
+fn host_known_by_another_key_type() {
+    if !ready() {
+        return;
+    }
+    // The host offers Ed25519 and ECDSA keys; known_hosts has only the ECDSA one (as after
+    // years of OpenSSH defaults). The handshake must ask for the key type we can verify.
+    let mut lab = SshLab::empty().unwrap();
+    let ecdsa = lab.path().join("ssh_host_ecdsa_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+        .arg(&ecdsa)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    lab.add_host(&format!("HostKey {}", ecdsa.display()))
+        .unwrap();
+    let port = lab.hosts[0].port;
+    let pubkey = std::fs::read_to_string(ecdsa.with_extension("pub")).unwrap();
+    let mut f = pubkey.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        f.next().unwrap(),
+        f.next().unwrap()
+    );
+    let kh = lab.write("known_hosts", &line).unwrap();
+    let inv = lab
+        .inventory("inv.yaml", &[lab.host_entry("n", port, "root", &[])])
+        .unwrap();
+    let run = run_probe_json(
+        lab.rookery()
+            .arg("probe")
+            .arg("-i")
+            .arg(&inv)
+            .arg("--known-hosts")
+            .arg(&kh),
+    )
+    .unwrap();
+    assert_eq!(run.code, Some(0), "{run}");
+}

@@ -69,7 +69,7 @@ pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
     };
     format!(
         "{}if [ -O \"$d\" ] && [ -x \"$p\" ] && {{ ! command -v sha256sum >/dev/null 2>&1 || \
-         echo \"$H  $p\" | sha256sum -c --status >/dev/null 2>&1; }}; then {exec}; fi; exit {}",
+         echo \"$H  $p\" | sha256sum -c >/dev/null 2>&1; }}; then {exec}; fi; exit {}",
         locate(sha),
         rookery_proto::EXIT_NEED_UPLOAD
     )
@@ -83,7 +83,7 @@ pub(crate) fn upload_script(sha: &str) -> String {
          find \"$d\" -name 'agent-*.tmp.*' -mmin +10 -exec rm -f {{}} + 2>/dev/null; \
          t=\"$p.tmp.$$\"; trap 'rm -f \"$t\"' EXIT HUP INT TERM; \
          cat > \"$t\" || exit 1; \
-         if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c --status >/dev/null 2>&1; \
+         if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c >/dev/null 2>&1; \
          then echo \"rookery: checksum mismatch after upload to $t\" >&2; exit 1; fi; \
          chmod 700 \"$t\" && mv -f \"$t\" \"$p\" && echo \"$p\"",
         locate(sha)

@@ -144,6 +144,37 @@ pub(crate) fn check(
     Ok(changed.unwrap_or(HostKeyStatus::Unknown))
 }
 
+/// Key algorithms recorded for `name` (plain entries only), so the handshake can ask the
+/// server for a key we can verify, as OpenSSH orders its HostKeyAlgorithms.
+pub(crate) fn known_algorithms(files: &[PathBuf], name: &str) -> Vec<russh::keys::Algorithm> {
+    let mut out = Vec::new();
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for raw in text.lines() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let (Some(hosts), Some(_), Some(b64)) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if !host_field_matches(hosts, name) {
+                continue;
+            }
+            if let Ok(k) = russh::keys::parse_public_key_base64(b64)
+                && !out.contains(&k.algorithm())
+            {
+                out.push(k.algorithm());
+            }
+        }
+    }
+    out
+}
+
 /// Append a hashed entry for `name` to `path` (created 0600 with its directory if needed).
 pub(crate) fn append(path: &Path, name: &str, key: &PublicKey) -> std::io::Result<()> {
     let mut salt = [0u8; 20];

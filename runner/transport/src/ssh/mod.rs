@@ -30,6 +30,48 @@ pub(crate) struct SshState {
     config: Result<SshConfig, String>,
     keys: KeyStore,
     russh: Arc<russh::client::Config>,
+    keepalive: Duration,
+}
+
+fn russh_config(keepalive: Duration, preferred: russh::Preferred) -> russh::client::Config {
+    russh::client::Config {
+        // Nagle added ~40 ms to authentication on loopback (notes §2.3).
+        nodelay: true,
+        keepalive_interval: Some(keepalive),
+        keepalive_max: 3,
+        // Only fires when keepalives go unanswered too: the peer is gone.
+        inactivity_timeout: Some(keepalive * 5),
+        preferred,
+        ..Default::default()
+    }
+}
+
+/// russh's host-key algorithm order with the families already in known_hosts first (a host
+/// known by its ECDSA key must not be asked for its Ed25519 key, which we could not verify).
+fn prefer_known(known: &[russh::keys::Algorithm]) -> Option<russh::Preferred> {
+    if known.is_empty() {
+        return None;
+    }
+    let default = russh::Preferred::DEFAULT;
+    let is_known = |a: &russh::keys::Algorithm| {
+        known
+            .iter()
+            .any(|k| k == a || (k.clone().is_rsa() && a.clone().is_rsa()))
+    };
+    let mut order: Vec<russh::keys::Algorithm> = default
+        .key
+        .iter()
+        .filter(|a| is_known(a))
+        .cloned()
+        .collect();
+    if order.is_empty() {
+        return None;
+    }
+    order.extend(default.key.iter().filter(|a| !is_known(a)).cloned());
+    Some(russh::Preferred {
+        key: std::borrow::Cow::Owned(order),
+        ..default
+    })
 }
 
 impl SshState {
@@ -43,19 +85,11 @@ impl SshState {
             None => Ok(SshConfig::default()),
         };
         let keepalive = opts.keepalive_interval;
-        let russh = Arc::new(russh::client::Config {
-            // Nagle added ~40 ms to authentication on loopback (notes §2.3).
-            nodelay: true,
-            keepalive_interval: Some(keepalive),
-            keepalive_max: 3,
-            // Only fires when keepalives go unanswered too: the peer is gone.
-            inactivity_timeout: Some(keepalive * 5),
-            ..Default::default()
-        });
         SshState {
             config,
             keys: KeyStore::new(opts.key_passphrase.clone(), opts.interactive),
-            russh,
+            russh: Arc::new(russh_config(keepalive, russh::Preferred::DEFAULT)),
+            keepalive,
         }
     }
 }
@@ -315,9 +349,14 @@ impl SshState {
             what: format!("connect ({what} with {}:{})", target.hostname, target.port),
             after: Duration::ZERO,
         };
+        let known = known_hosts::known_algorithms(&target.policy.check_files, &target.policy.name);
+        let config = match prefer_known(&known) {
+            Some(p) => Arc::new(russh_config(self.keepalive, p)),
+            None => self.russh.clone(),
+        };
         let handshake = tokio::time::timeout_at(
             deadline,
-            russh::client::connect_stream(self.russh.clone(), stream, client),
+            russh::client::connect_stream(config, stream, client),
         )
         .await
         .map_err(|_| timeout_err("SSH handshake"))?;
