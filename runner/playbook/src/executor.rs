@@ -820,10 +820,13 @@ impl Executor {
                 );
             }
             Err(e) => {
-                let mut msg = e.to_string();
+                let mut msg = format!("task `{}` ({}): {e}", task.display_name(), task.location);
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {
-                    msg.push_str(&format!(": {s}"));
+                    // Template errors already include their cause in the message.
+                    if !matches!(e, ModuleError::Template { .. }) {
+                        msg.push_str(&format!(": {s}"));
+                    }
                     src = s.source();
                 }
                 return (Status::Failed, fail_result(msg), vec![], None);

@@ -69,6 +69,7 @@ impl Templar {
             return Ok(s.to_string());
         }
         check_jinja(s)?;
+        check_collections_in_text(s, vars)?;
         self.hb
             .render_template(s, vars)
             .map_err(|e| map_render_error(&e))
@@ -207,6 +208,34 @@ fn check_jinja(s: &str) -> Result<(), TemplateError> {
                         .into(),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// A list or mapping substituted into text would print handlebars' own notation
+/// (`[1, 2, ]`), not what Ansible prints; say how to get a defined format instead.
+fn check_collections_in_text(s: &str, vars: &Value) -> Result<(), TemplateError> {
+    // Inside blocks the context changes; a root lookup could name the wrong value.
+    if s.contains("{{#") {
+        return Ok(());
+    }
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let expr = after[..end].trim();
+        rest = &after[end + 2..];
+        if let Some(path) = single_reference(&format!("{{{{{expr}}}}}"))
+            && let Some(v @ (Value::Array(_) | Value::Object(_))) = lookup_path(vars, &path)
+        {
+            let kind = if v.is_array() { "a list" } else { "a mapping" };
+            return Err(TemplateError::Render {
+                detail: format!(
+                    "`{path}` is {kind}; inside text write {{{{to_json {path}}}}}, \
+                     {{{{to_yaml {path}}}}} or {{{{join {path} \", \"}}}}"
+                ),
+            });
         }
     }
     Ok(())
@@ -464,6 +493,27 @@ mod tests {
         assert!(e.to_string().contains("[]"), "{e}");
         // A `|` inside a quoted helper argument is fine.
         assert_eq!(t.render_str("{{default x \"|\"}}", &v).unwrap(), "1");
+    }
+
+    #[test]
+    fn collections_in_text_are_explained() {
+        let t = Templar::new();
+        let v = json!({"l": [1, 2], "m": {"a": 1}});
+        let e = t.render_str("items: {{ l }}", &v).unwrap_err().to_string();
+        assert!(
+            e.contains("`l` is a list") && e.contains("to_json l"),
+            "{e}"
+        );
+        assert!(t.render_str("m: {{ m }}", &v).is_err());
+        // Whole-value references keep their type instead.
+        assert_eq!(
+            t.render_value(&json!("{{ l }}"), &v).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            t.render_str("{{#each l}}{{this}},{{/each}}", &v).unwrap(),
+            "1,2,"
+        );
     }
 
     #[test]

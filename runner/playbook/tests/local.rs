@@ -385,10 +385,14 @@ async fn template_errors_name_task_and_variable() {
     - name: jinja filter
       debug: {msg: "{{ x | default('y') }}"}
       ignore_errors: true
+    - name: template file with a typo
+      template: {src: bad.j2, dest: "{{ playbook_dir }}/out.txt"}
+      ignore_errors: true
     - name: when on undefined
       debug: {msg: hi}
       when: undefined_thing == 1
 "#;
+    std::fs::write(dir.join("bad.j2"), "line one\nvalue={{ typo_var }}\n").unwrap();
     let r = run(&agent, dir, inv, pb, |_| {}).await;
     let msg = |t: &str| -> String {
         r.events
@@ -412,10 +416,17 @@ async fn template_errors_name_task_and_variable() {
     );
     let m = msg("jinja filter");
     assert!(m.contains("{{default x \"y\"}}"), "{m}");
+    let m = msg("template file with a typo");
+    assert!(
+        m.contains("task `template file with a typo`")
+            && m.contains("bad.j2")
+            && m.contains("undefined variable `typo_var`"),
+        "{m}"
+    );
     let m = msg("when on undefined");
     assert!(m.contains("undefined variable `undefined_thing`"), "{m}");
     assert_eq!(r.summary.hosts["h"].failed, 1);
-    assert_eq!(r.summary.hosts["h"].ignored, 3);
+    assert_eq!(r.summary.hosts["h"].ignored, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
