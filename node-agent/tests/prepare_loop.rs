@@ -482,7 +482,7 @@ fn gpt_with_partition_and_xfs_inside() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Audit(a) => Some(a.clone()),
+            Event::Audit(a) => Some((**a).clone()),
             _ => None,
         })
         .collect();

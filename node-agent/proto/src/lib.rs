@@ -109,7 +109,7 @@ pub enum Event {
     /// Free-form progress line for a human ("wiping /dev/sdb: zeroing last 1 MiB").
     Progress { message: String },
     /// A destructive step is about to happen / has happened (feeds the runner's audit log).
-    Audit(AuditRecord),
+    Audit(Box<AuditRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

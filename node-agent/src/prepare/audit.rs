@@ -117,7 +117,7 @@ impl<'a> Auditor<'a> {
             path: self.path.clone(),
             source,
         });
-        (self.emit)(Event::Audit(rec));
+        (self.emit)(Event::Audit(Box::new(rec)));
         res
     }
 }

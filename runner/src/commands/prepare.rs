@@ -245,7 +245,7 @@ async fn run_host(
         let mut on_event = move |ev: Event| match ev {
             Event::Audit(rec) => {
                 if let Some(log) = &log2
-                    && let Err(e) = log.append(&ControlAuditRecord::from_agent(&host2, rec))
+                    && let Err(e) = log.append(&ControlAuditRecord::from_agent(&host2, *rec))
                 {
                     eprintln!("warning: {}", error_chain(&e));
                 }

@@ -237,7 +237,7 @@ impl Action for PrepareDevicesAction {
         let log2 = log.clone();
         let mut on_event = move |ev: Event| {
             if let Event::Audit(rec) = ev {
-                let _ = log2.append(&ControlAuditRecord::from_agent(&host, rec));
+                let _ = log2.append(&ControlAuditRecord::from_agent(&host, *rec));
             }
         };
         let r = agent
