@@ -8,6 +8,8 @@ packages=(
   openssh-server openssh-client sudo
   # loop-device fixtures: partition tables, filesystems, LVM
   util-linux fdisk gdisk parted e2fsprogs xfsprogs btrfs-progs dosfstools lvm2
+  # ceph-volume, to compare our availability verdicts with Ceph's own (needs udevadm)
+  ceph-osd udev
 )
 
 missing=()
@@ -19,7 +21,7 @@ if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  apt-get install -y -qq "${missing[@]}"
 else
   echo "install-deps: all ${#packages[@]} packages present"
 fi
