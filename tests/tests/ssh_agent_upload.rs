@@ -56,8 +56,34 @@ fn uploaded_once_then_reused() {
         )
         .unwrap()
     };
+    // Agents of other versions: one untouched for 40 days (removed on upload), one recent.
+    std::fs::create_dir_all(user.agent_dir()).unwrap();
+    let old = user.agent_dir().join("agent-0000old");
+    let recent = user.agent_dir().join("agent-0000recent");
+    std::fs::write(&old, "old").unwrap();
+    std::fs::write(&recent, "recent").unwrap();
+    assert!(
+        Command::new("touch")
+            .args(["-d", "40 days ago"])
+            .arg(&old)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("chown")
+            .arg("-R")
+            .arg(&user.name)
+            .arg(user.home.join(".cache"))
+            .status()
+            .unwrap()
+            .success()
+    );
+
     let first = probe();
     assert_eq!(first.code, Some(0), "{first}");
+    assert!(!old.exists(), "stale agent versions are cleaned up");
+    assert!(recent.exists(), "recent ones are kept");
     assert_eq!(first.host("n")["agent_uploaded"], true, "{first}");
     let sha = sha256(&agent_binary());
     let remote = user.agent_dir().join(format!("agent-{sha}"));

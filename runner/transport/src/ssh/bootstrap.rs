@@ -76,6 +76,8 @@ pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
 }
 
 /// Writes stdin to a temp file beside the target, verifies it, and renames it into place.
+/// Agents of other versions untouched for 30 days are removed on the way (an old rookery
+/// that still needs one simply uploads it again).
 pub(crate) fn upload_script(sha: &str) -> String {
     format!(
         "{}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
@@ -85,7 +87,9 @@ pub(crate) fn upload_script(sha: &str) -> String {
          cat > \"$t\" || exit 1; \
          if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c >/dev/null 2>&1; \
          then echo \"rookery: checksum mismatch after upload to $t\" >&2; exit 1; fi; \
-         chmod 700 \"$t\" && mv -f \"$t\" \"$p\" && echo \"$p\"",
+         chmod 700 \"$t\" && mv -f \"$t\" \"$p\" || exit 1; \
+         find \"$d\" -name 'agent-*' ! -name \"agent-$H\" -mtime +30 -exec rm -f {{}} + 2>/dev/null; \
+         echo \"$p\"",
         locate(sha)
     )
 }
