@@ -164,7 +164,7 @@ impl Default for LabOptions {
             hdd_size: "16G".into(),
             boot_timeout: Duration::from_secs(u64::from(env_u32(
                 "ROOKERY_VMLAB_BOOT_TIMEOUT",
-                300,
+                360,
             ))),
         }
     }
