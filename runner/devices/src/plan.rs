@@ -7,14 +7,12 @@
 
 use serde::Serialize;
 
-use rookery_proto::{
-    BlockDevice, DeviceIdentity, DeviceKind, DevicePlan, HostFacts, RejectReason, Signature,
-};
+use rookery_proto::{BlockDevice, DeviceIdentity, DevicePlan, HostFacts, Signature};
 
-use super::spec::{Selection, Selector, glob_match};
+use super::select::{hard_refusals, leftovers, select};
+use super::spec::Selection;
 
-/// The 5 GiB floor ceph-volume applies (strictly smaller is rejected).
-pub const MIN_OSD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+pub use super::select::{MIN_OSD_BYTES, PlanProblem, Skipped};
 
 /// What the plan says will happen to a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,21 +78,6 @@ impl PlanEntry {
     }
 }
 
-/// A problem with the selection itself (a named device that is not there).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlanProblem {
-    pub host: String,
-    pub origin: String,
-    pub message: String,
-}
-
-/// A device rules passed over, with why (shown with `-v`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub path: String,
-    pub reason: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostPlan {
     pub host: String,
@@ -113,17 +96,6 @@ impl HostPlan {
     }
 }
 
-fn norm_id(s: &str) -> String {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s
-        .strip_prefix("wwn-")
-        .or_else(|| s.strip_prefix("naa."))
-        .or_else(|| s.strip_prefix("eui."))
-        .unwrap_or(&s)
-        .to_string();
-    s.strip_prefix("0x").map(str::to_string).unwrap_or(s)
-}
-
 /// The identity the agent will re-resolve: every stable identifier the probe reported.
 pub fn identity_of(dev: &BlockDevice) -> DeviceIdentity {
     DeviceIdentity {
@@ -132,112 +104,6 @@ pub fn identity_of(dev: &BlockDevice) -> DeviceIdentity {
         wwn: dev.wwn.clone().filter(|s| !s.is_empty()),
         by_id: dev.by_id.first().cloned(),
         size_bytes: dev.size_bytes,
-    }
-}
-
-fn has_stable_id(dev: &BlockDevice) -> bool {
-    dev.serial.as_deref().is_some_and(|s| !s.is_empty())
-        || dev.wwn.as_deref().is_some_and(|s| !s.is_empty())
-        || !dev.by_id.is_empty()
-}
-
-/// Reasons that forbid touching the device at all, whatever the consent.
-fn hard_refusals(dev: &BlockDevice) -> Vec<String> {
-    let mut r = Vec::new();
-    for m in &dev.mountpoints {
-        r.push(RejectReason::Mounted(m.clone()).to_string());
-    }
-    if dev.holds_root {
-        r.push(RejectReason::HoldsRoot.to_string());
-    }
-    if dev.swap {
-        r.push(RejectReason::ActiveSwap.to_string());
-    }
-    if dev.read_only {
-        r.push(RejectReason::ReadOnly.to_string());
-    }
-    if dev.in_use && dev.holders.is_empty() {
-        r.push(RejectReason::InUse.to_string());
-    }
-    if dev.size_bytes < MIN_OSD_BYTES {
-        r.push(RejectReason::TooSmall.to_string());
-    }
-    // ceph-volume rejects USB disks (`id_bus`), so Rook would never use one: wiping it could
-    // only destroy data.
-    if dev.reject_reasons.contains(&RejectReason::Usb) {
-        r.push(RejectReason::Usb.to_string());
-    }
-    if dev.kind != DeviceKind::Loop && !has_stable_id(dev) {
-        r.push("no stable identity (no serial, WWN or /dev/disk/by-id link)".into());
-    }
-    r
-}
-
-/// What a wipe would remove, for messages.
-fn leftovers(dev: &BlockDevice) -> Vec<String> {
-    let mut l: Vec<String> = Vec::new();
-    for s in &dev.signatures {
-        let n = s.kind.blkid_name().to_string();
-        if !l.contains(&n) {
-            l.push(n);
-        }
-    }
-    for p in &dev.partitions {
-        for s in &p.signatures {
-            let n = format!("{} in {}", s.kind.blkid_name(), p.name);
-            if !l.contains(&n) {
-                l.push(n);
-            }
-        }
-    }
-    if !dev.partitions.is_empty() {
-        l.push(format!("{} partition(s)", dev.partitions.len()));
-    }
-    if !dev.holders.is_empty() {
-        l.push(format!("holders {}", dev.holders.join(",")));
-    }
-    l
-}
-
-fn rule_matches(sel: &Selection, dev: &BlockDevice) -> bool {
-    let Selector::Rules(r) = &sel.selector else {
-        return false;
-    };
-    r.class.is_none_or(|c| c == dev.class)
-        && r.min_size.is_none_or(|m| dev.size_bytes >= m)
-        && r.max_size.is_none_or(|m| dev.size_bytes <= m)
-        && r.model
-            .as_deref()
-            .is_none_or(|g| dev.model.as_deref().is_some_and(|m| glob_match(g, m)))
-}
-
-fn named_matches(sel: &Selection, dev: &BlockDevice) -> bool {
-    match &sel.selector {
-        Selector::Name(n) => {
-            let n = n.trim();
-            let full = if n.starts_with('/') {
-                n.to_string()
-            } else {
-                format!("/dev/{n}")
-            };
-            dev.path == full
-                || dev.name == n
-                || dev.by_id.contains(&full)
-                || dev.by_path.contains(&full)
-        }
-        Selector::Serial(s) => dev
-            .serial
-            .as_deref()
-            .is_some_and(|d| norm_id(d) == norm_id(s)),
-        Selector::Wwn(w) => {
-            dev.wwn.as_deref().is_some_and(|d| norm_id(d) == norm_id(w))
-                || dev.by_id.iter().any(|l| {
-                    l.rsplit('/')
-                        .next()
-                        .is_some_and(|b| norm_id(b) == norm_id(w))
-                })
-        }
-        Selector::Rules(_) => false,
     }
 }
 
@@ -256,85 +122,14 @@ pub fn plan_host(
         problems: Vec::new(),
         skipped: Vec::new(),
     };
-    // (device index, wipe allowed, origin)
-    let mut picked: Vec<(usize, bool, String)> = Vec::new();
-    for sel in selections {
-        let desc = format!("{} ({})", sel.origin, sel.describe());
-        if matches!(sel.selector, Selector::Rules(_)) {
-            for (i, dev) in facts.block_devices.iter().enumerate() {
-                if !rule_matches(sel, dev) {
-                    continue;
-                }
-                if dev.kind == DeviceKind::Loop && !include_loop {
-                    continue;
-                }
-                let hard = hard_refusals(dev);
-                if !hard.is_empty() {
-                    plan.skipped.push(Skipped {
-                        path: dev.path.clone(),
-                        reason: format!("{desc}: {}", hard.join(", ")),
-                    });
-                    continue;
-                }
-                let dirty = !leftovers(dev).is_empty();
-                if dirty && !sel.wipe {
-                    // Rules never pick a disk with data on it unless they allow wiping:
-                    // `all: true` must not sweep up a data disk.
-                    plan.skipped.push(Skipped {
-                        path: dev.path.clone(),
-                        reason: format!(
-                            "{desc}: holds {} (rule has no wipe: true)",
-                            leftovers(dev).join(", ")
-                        ),
-                    });
-                    continue;
-                }
-                picked.push((i, sel.wipe, desc.clone()));
-            }
-        } else {
-            let hits: Vec<usize> = facts
-                .block_devices
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| named_matches(sel, d))
-                .map(|(i, _)| i)
-                .collect();
-            match hits.as_slice() {
-                [] => plan.problems.push(PlanProblem {
-                    host: host.to_string(),
-                    origin: sel.origin.clone(),
-                    message: format!(
-                        "{} matches no device on {host}{}",
-                        sel.describe(),
-                        if include_loop {
-                            ""
-                        } else {
-                            " (loop devices need --include-loop)"
-                        }
-                    ),
-                }),
-                [i] => picked.push((*i, sel.wipe, desc)),
-                many => plan.problems.push(PlanProblem {
-                    host: host.to_string(),
-                    origin: sel.origin.clone(),
-                    message: format!(
-                        "{} matches several devices ({}); refusing to guess",
-                        sel.describe(),
-                        many.iter()
-                            .map(|i| facts.block_devices[*i].path.clone())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }),
-            }
-        }
-    }
-    for (i, dev) in facts.block_devices.iter().enumerate() {
-        let mine: Vec<&(usize, bool, String)> = picked.iter().filter(|p| p.0 == i).collect();
-        if mine.is_empty() {
+    let selected = select(host, facts, selections, include_loop);
+    plan.problems = selected.problems;
+    plan.skipped = selected.skipped;
+    for pick in selected.picks {
+        let Some(dev) = facts.block_devices.get(pick.index) else {
             continue;
-        }
-        let wipe_allowed = mine.iter().any(|p| p.1);
+        };
+        let wipe_allowed = pick.wipe_allowed;
         let hard = hard_refusals(dev);
         let left = leftovers(dev);
         let (action, reason) = if !hard.is_empty() {
@@ -373,7 +168,7 @@ pub fn plan_host(
             wipe_allowed,
             action,
             reason,
-            selected_by: mine.iter().map(|p| p.2.clone()).collect(),
+            selected_by: pick.selected_by,
         });
     }
     plan
@@ -505,7 +300,9 @@ pub fn confirmation_text(plans: &[HostPlan]) -> Option<String> {
 mod tests {
     use super::super::spec::parse_host_specs;
     use super::*;
-    use rookery_proto::{DeviceClass, OsRelease, SignatureKind, Transport};
+    use rookery_proto::{
+        DeviceClass, DeviceKind, OsRelease, RejectReason, SignatureKind, Transport,
+    };
     use serde_json::json;
 
     const GIB: u64 = 1 << 30;
@@ -709,5 +506,70 @@ mod tests {
         );
         assert_eq!(p.entries[0].action, PlannedAction::Refused);
         assert!(p.entries[0].reason.contains("stable identity"));
+    }
+
+    #[test]
+    fn name_forms_and_ambiguity_resolve_through_select() {
+        use crate::select::{Resolution, resolve_named};
+        use crate::spec::Selector;
+        let mut sdb = dev("sdb", 100 * GIB, DeviceClass::Ssd);
+        sdb.by_path
+            .push("/dev/disk/by-path/pci-0000:00:1f.2-ata-2".into());
+        let f = facts(vec![sdb, dev("sdc", 100 * GIB, DeviceClass::Ssd)]);
+        for name in [
+            "sdb",
+            "/dev/sdb",
+            "/dev/disk/by-id/wwn-0x5000c500sdb",
+            "/dev/disk/by-path/pci-0000:00:1f.2-ata-2",
+        ] {
+            assert!(
+                matches!(
+                    resolve_named(&f, &Selector::Name(name.into())),
+                    Resolution::One(0, _)
+                ),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            resolve_named(&f, &Selector::Wwn("wwn-0x5000C500SDC".into())),
+            Resolution::One(1, _)
+        ));
+        let mut twins = f.clone();
+        twins.block_devices[1].serial = Some("SER-sdb".into());
+        let p = plan_host(
+            "n1",
+            &twins,
+            &sel(json!([{"serial": "SER-sdb"}])),
+            false,
+            false,
+        );
+        assert!(p.entries.is_empty());
+        assert!(
+            p.problems[0].message.contains("/dev/sdb, /dev/sdc"),
+            "{:?}",
+            p.problems
+        );
+    }
+
+    #[test]
+    fn rules_pass_over_removable_and_unreadable_devices() {
+        let mut rem = dev("sdb", 100 * GIB, DeviceClass::Ssd);
+        rem.available = false;
+        rem.reject_reasons.push(RejectReason::Removable);
+        let mut bad = dev("sdc", 100 * GIB, DeviceClass::Ssd);
+        bad.available = false;
+        bad.reject_reasons
+            .push(RejectReason::Unreadable("EIO".into()));
+        let f = facts(vec![rem, bad, dev("sdd", 100 * GIB, DeviceClass::Ssd)]);
+        let p = plan_host(
+            "n1",
+            &f,
+            &sel(json!([{"all": true, "wipe": true}])),
+            false,
+            true,
+        );
+        let paths: Vec<&str> = p.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["/dev/sdd"]);
+        assert_eq!(p.skipped.len(), 2);
     }
 }
