@@ -193,6 +193,8 @@ pub fn host_section(h: &HostProbe, style: Style, verbose: u8) -> String {
             }
         }
         ProbeOutcome::Failed(e) | ProbeOutcome::Unreachable(e) => {
+            // The section title names the host already.
+            let e = e.strip_prefix(&format!("{}: ", h.host)).unwrap_or(e);
             let _ = writeln!(out, "  {} {e}", style.red("error:"));
             if let Some(hint) = &h.hint {
                 let _ = writeln!(out, "  hint: {hint}");
