@@ -530,7 +530,8 @@ fn parse_play(
         vars,
         vars_files: raw.vars_files.into_vec(),
         serial,
-        gather_facts: raw.gather_facts.unwrap_or(false),
+        // Ansible gathers facts unless told not to; same default so shared playbooks agree.
+        gather_facts: raw.gather_facts.unwrap_or(true),
         tags: raw.tags.into_vec(),
         check_mode: raw.check_mode,
         tasks,
