@@ -452,3 +452,47 @@ async fn secrets_are_redacted_in_events() {
     assert!(all.contains("pw is <redacted>"), "{all}");
     assert_eq!(r.summary.hosts["h"].failed, 0, "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_ports_and_paths() {
+    let Some(agent) = require_agent() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let inv = "all:\n  hosts:\n    h:\n      ansible_connection: local\n";
+    let pb = format!(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: open port
+      wait_for: {{port: {open}, timeout: 5}}
+    - name: closed port stays closed
+      wait_for: {{port: {closed}, state: stopped, timeout: 5}}
+    - name: path appears
+      wait_for: {{path: "{d}/later", timeout: 10}}
+    - name: closed port times out
+      wait_for: {{port: {closed}, timeout: 1}}
+      ignore_errors: true
+"#,
+        d = dir.display()
+    );
+    let later = dir.join("later");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::write(later, "x").unwrap();
+    });
+    let r = run(&agent, dir, inv, &pb, |_| {}).await;
+    writer.join().unwrap();
+    drop(listener);
+    let status = |t: &str| r.results(t).first().map(|x| x.1);
+    assert_eq!(status("open port"), Some(Status::Ok), "{:#?}", r.events);
+    assert_eq!(status("closed port stays closed"), Some(Status::Ok));
+    assert_eq!(status("path appears"), Some(Status::Ok), "{:#?}", r.events);
+    assert_eq!(status("closed port times out"), Some(Status::Ignored));
+}
