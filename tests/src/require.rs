@@ -16,7 +16,9 @@ pub fn prerequisite(ok: bool, what: &str) -> bool {
     if required() {
         panic!("prerequisite missing: {what} (ROOKERY_REQUIRE_REAL=1 forbids skipping)");
     }
-    eprintln!("SKIPPED: prerequisite missing: {what} (set ROOKERY_REQUIRE_REAL=1 to make this a failure)");
+    eprintln!(
+        "SKIPPED: prerequisite missing: {what} (set ROOKERY_REQUIRE_REAL=1 to make this a failure)"
+    );
     false
 }
 
@@ -38,7 +40,6 @@ pub fn have_program(name: &str) -> bool {
     if name.contains('/') {
         return std::path::Path::new(name).exists();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
