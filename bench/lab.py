@@ -46,12 +46,13 @@ class Failed(Exception):
 class Lab:
     """N sshd servers on 127.0.0.1, each with its own host key, killed on close()."""
 
-    def __init__(self, n, workdir: Path):
+    def __init__(self, n, workdir: Path, clean_rc=False):
         if os.geteuid() != 0:
             raise SystemExit("the benchmark needs root (one sshd per host)")
         if not Path("/usr/sbin/sshd").exists():
             raise SystemExit("/usr/sbin/sshd missing: apt-get install openssh-server")
         self.n = n
+        self.clean_rc = clean_rc
         self.base = _free_base(n)
         self.dir = workdir
         self.procs = []
@@ -78,6 +79,9 @@ class Lab:
                     "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
                     f"PidFile {hdir}/sshd.pid\nMaxStartups 200:30:400\nMaxSessions 100\n"
                     "StrictModes no\nLogLevel ERROR\n"
+                    # Debian's bash sources ~/.bashrc for sshd's `$SHELL -c` only while
+                    # SHLVL < 2: SHLVL=1 from sshd makes it 2, so no tool pays the rc file.
+                    + ("SetEnv SHLVL=1\n" if clean_rc else "")
                 )
                 self.procs.append(
                     subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], stderr=subprocess.DEVNULL)

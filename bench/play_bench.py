@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--agent", default=str(REPO / "target/dist/rookery-agent"))
     ap.add_argument("--tools", default="ansible,rookery")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--clean-rc", action="store_true",
+                    help="sshd sets SHLVL=1 so bash skips root's ~/.bashrc for every tool (shows the rc-file cost)")
     args = ap.parse_args()
     tools = [t for t in args.tools.split(",") if t]
     if "rookery" in tools:
@@ -114,12 +116,14 @@ def main():
             if not Path(p).exists():
                 raise SystemExit(f"{p} missing: run `cargo xtask build` first")
     v = venv() if "ansible" in tools else None
-    notes = [f"before: {busy_note()}"]
+    notes = [f"before: {busy_note()}",
+             "rc: sshd SetEnv SHLVL=1, root's ~/.bashrc skipped" if args.clean_rc
+             else "rc: root's ~/.bashrc (pyenv init) runs on every exec"]
     results = []
     for n in [int(x) for x in args.hosts.split(",")]:
         with tempfile.TemporaryDirectory(prefix=f"rookery-playbench-{n}-") as d:
             work = Path(d)
-            lab = Lab(n, work)
+            lab = Lab(n, work, clean_rc=args.clean_rc)
             try:
                 inv = lab.write_inventory(work / "inventory.yaml")
                 playbook = prepare_playbook(work)
@@ -159,7 +163,7 @@ def main():
           f"N loopback sshd hosts on one machine ({os.cpu_count()} cores), median of {args.runs}, "
           f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     for note in notes:
-        print(f"machine {note}")
+        print(f"- {note}")
     for r in results:
         for k, rc in r["recap_h00"].items():
             print(f"  {r['hosts']} hosts, {k}, h00: {rc}")

@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep-agent", action="store_true",
                     help="do not clear /var/lib/rookery/agent-* before the first run")
+    ap.add_argument("--clean-rc", action="store_true",
+                    help="sshd sets SHLVL=1 so bash skips root's ~/.bashrc for every tool (shows the rc-file cost)")
     args = ap.parse_args()
     for p in (args.rookery, args.agent):
         if not Path(p).exists():
@@ -142,11 +144,13 @@ def main():
     peers = [p for p in args.peers.split(",") if p]
     v = venv() if {"pyinfra", "ansible"} & set(peers) else None
     results = []
-    notes = [f"before: {busy_note()}"]
+    notes = [f"before: {busy_note()}",
+             "rc: sshd SetEnv SHLVL=1, root's ~/.bashrc skipped" if args.clean_rc
+             else "rc: root's ~/.bashrc (pyenv init) runs on every exec"]
     for n in [int(x) for x in args.hosts.split(",")]:
         with tempfile.TemporaryDirectory(prefix=f"rookery-bench-{n}-") as d:
             work = Path(d)
-            lab = Lab(n, work)
+            lab = Lab(n, work, clean_rc=args.clean_rc)
             try:
                 inv = lab.write_inventory(work / "inventory.yaml")
                 if not args.keep_agent:
@@ -156,13 +160,17 @@ def main():
                 first = {}
                 row["rookery_first"] = rook(first)
                 row["first_uploads"] = first.get("uploaded")
-                warm = {}
-                times = [rook(warm) for _ in range(args.runs)]
+                warm, times, warm_uploads = {}, [], 0
+                for _ in range(args.runs):
+                    times.append(rook(warm))
+                    warm_uploads += warm["uploaded"]
+                # Should be 0: other users of /var/lib/rookery (tests) may clear it mid-run.
+                row["warm_uploads"] = warm_uploads
                 row["rookery"] = median(times)
                 row["rookery_runs"] = times
                 row["warm_host_ms_max"] = warm["host_ms"][-1] if warm.get("host_ms") else None
                 print(f"{n} hosts: rookery first {row['rookery_first']:.2f} s ({row['first_uploads']} uploads), "
-                      f"warm {times}", file=sys.stderr)
+                      f"warm {times} ({warm_uploads} uploads)", file=sys.stderr)
                 benches = {
                     "ssh-true": lambda: bench_ssh_true(lab),
                     "pyinfra": lambda: bench_pyinfra(lab, work, v, n),
@@ -186,7 +194,7 @@ def main():
           f"median of {args.runs}, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     print(f"agent: {agent_size} bytes ({agent_size / 1048576:.2f} MiB), static, stripped")
     for note in notes:
-        print(f"machine {note}")
+        print(f"- {note}")
     print()
     print("| hosts | " + " | ".join(cols) + " | " + " | ".join(f"{p}/rookery" for p in cols[2:]) + " |")
     print("|---" * (1 + len(cols) + len(cols) - 2) + "|")
