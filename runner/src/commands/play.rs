@@ -384,6 +384,13 @@ impl HumanReporter {
                 }
                 format!("skipping: {host}")
             }
+            // Ansible's spelling: `failed: [h] (item=x) => ...` for an item.
+            Status::Failed | Status::Ignored if r.item.is_some() => s.red(&format!(
+                "failed: [{}] (item={}) => {}",
+                r.host,
+                r.item.clone().unwrap_or_default(),
+                r.msg.clone().unwrap_or_default()
+            )),
             Status::Failed | Status::Ignored => s.red(&format!(
                 "fatal: {host}: FAILED! => {}",
                 r.msg.clone().unwrap_or_default()
