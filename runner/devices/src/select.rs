@@ -23,6 +23,9 @@ pub struct PlanProblem {
     pub host: String,
     pub origin: String,
     pub message: String,
+    /// Paths of the devices an ambiguous name matched; empty when it matched none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
 }
 
 /// A device rules passed over, with why (shown with `-v`).
@@ -296,16 +299,21 @@ pub fn select(
                         " (loop devices need --include-loop)"
                     }
                 ),
+                candidates: Vec::new(),
             }),
-            Resolution::Many => out.problems.push(PlanProblem {
-                host: host.to_string(),
-                origin: sel.origin.clone(),
-                message: format!(
-                    "{} matches several devices ({}); refusing to guess",
-                    sel.describe(),
-                    named_candidates(facts, &sel.selector).join(", ")
-                ),
-            }),
+            Resolution::Many => {
+                let candidates = named_candidates(facts, &sel.selector);
+                out.problems.push(PlanProblem {
+                    host: host.to_string(),
+                    origin: sel.origin.clone(),
+                    message: format!(
+                        "{} matches several devices ({}); refusing to guess",
+                        sel.describe(),
+                        candidates.join(", ")
+                    ),
+                    candidates,
+                })
+            }
         }
     }
     for i in 0..facts.block_devices.len() {

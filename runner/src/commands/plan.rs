@@ -108,14 +108,20 @@ pub async fn prepare(args: &StackArgs, out: &Output) -> Result<Prepared, ExitCod
     let selected = inventory
         .select_limited("all", args.limit.as_deref())
         .map_err(|e| fail(exit::USAGE, format!("--limit: {}", chain(&e))))?;
-    let mut inputs: Vec<HostInput> = selected
-        .iter()
-        .map(|h| HostInput {
-            name: h.name.clone(),
-            facts: None,
-            probe_status: None,
-        })
-        .collect();
+    // Each host's `rookery_devices` (used where the stack names no devices for it); a bad
+    // entry is a bad inventory file, as for `rookery prepare`.
+    let mut inputs: Vec<HostInput> = Vec::with_capacity(selected.len());
+    for h in &selected {
+        let devices = rookery_devices::spec::parse_host_specs(
+            &h.name,
+            h.vars.get(rookery_devices::spec::VAR),
+        )
+        .map_err(|e| fail(exit::INPUT, format!("{}: {e}", args.inventory.display())))?;
+        inputs.push(HostInput {
+            devices,
+            ..HostInput::new(h.name.clone())
+        });
+    }
 
     let facts_source = if let Some(path) = &args.facts {
         let report = hosts::load_probe_report(path).map_err(|e| fail(exit::INPUT, chain(&e)))?;
@@ -346,6 +352,7 @@ fn human_plan(
                 hosts::DeviceState::NeedsWipe { .. } => "not empty (error)".to_string(),
                 hosts::DeviceState::Unusable { .. } => "unusable (error)".to_string(),
                 hosts::DeviceState::Missing => "missing (error)".to_string(),
+                hosts::DeviceState::Ambiguous { .. } => "ambiguous (error)".to_string(),
                 hosts::DeviceState::Unverified => "unverified".to_string(),
             };
             let _ = writeln!(

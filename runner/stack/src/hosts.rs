@@ -6,10 +6,22 @@
 //! rules and rendering both work from this one resolution, so what `plan` checks is what
 //! `render` writes. Facts come from `rookery probe -o json` output (`--facts`) or a live probe;
 //! without them the stack's devices are taken as given and marked unverified.
+//!
+//! Which probed device a name, serial, WWN or rule means is decided by rookery-devices
+//! (`rookery_devices::select`), the same code `rookery prepare` uses, so the plan and the
+//! preparation can never pick different disks. This module only adds the stack's view: the
+//! precedence between the stack and the inventory, and whether Rook could use each device.
+//!
+//! Precedence, per inventory host: the stack's explicit `nodes` entry for it wins; else the
+//! stack's `deviceSelection` (or `useAllNodes` + `useAllDevices`) when it covers the host;
+//! else the host's `rookery_devices` inventory variable.
 
 use std::path::{Path, PathBuf};
 
-use rookery_proto::device::{BlockDevice, RejectReason};
+use rookery_devices::select::{self as devsel, Resolution};
+use rookery_devices::spec::{Rules, Selection, Selector};
+use rookery_proto::DeviceClass;
+use rookery_proto::device::BlockDevice;
 use rookery_proto::facts::HostFacts;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +35,22 @@ pub struct HostInput {
     pub facts: Option<HostFacts>,
     /// Probe status when facts are missing (`unreachable`, `failed`, ...).
     pub probe_status: Option<String>,
+    /// The host's `rookery_devices` inventory variable, already parsed
+    /// (`rookery_devices::parse_host_specs`). Used only when the stack names no devices for
+    /// this host (see the module docs for the precedence).
+    pub devices: Vec<Selection>,
+}
+
+impl HostInput {
+    /// A host without facts or inventory device entries.
+    pub fn new(name: impl Into<String>) -> Self {
+        HostInput {
+            name: name.into(),
+            facts: None,
+            probe_status: None,
+            devices: Vec::new(),
+        }
+    }
 }
 
 /// The JSON document `rookery probe -o json` writes. Unknown keys are ignored on purpose:
@@ -99,6 +127,8 @@ pub enum NodeOrigin {
     Stack,
     /// `cephCluster.storage.deviceSelection` or `useAllNodes`.
     Selection,
+    /// The host's `rookery_devices` inventory variable.
+    Inventory,
 }
 
 /// How a stack node name relates to the inventory and the probe.
@@ -164,6 +194,8 @@ pub enum DeviceState {
     Unusable { reasons: Vec<String> },
     /// Not found on the host.
     Missing,
+    /// The name matches several devices (e.g. a serial two disks share): never guessed.
+    Ambiguous { candidates: Vec<String> },
     /// No probe facts: taken as given.
     Unverified,
 }
@@ -216,6 +248,12 @@ pub struct PlannedCluster {
     /// `deviceSelection` was given but there were no facts to select from.
     #[serde(skip)]
     pub selection_without_facts: bool,
+    /// Inventory hosts whose `rookery_devices` need facts (serial, WWN, rules) and have none.
+    #[serde(skip)]
+    pub inventory_without_facts: Vec<String>,
+    /// `deviceSelection.deviceClasses` entries no probe can report (not nvme/ssd/hdd).
+    #[serde(skip)]
+    pub unknown_selection_classes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -282,53 +320,51 @@ pub fn plan_cluster(
             devices,
         });
     }
+    let named_by_stack = |nodes: &[PlannedNode], host: &HostInput| {
+        nodes.iter().any(|n| {
+            n.host() == Some(host.name.as_str())
+                || host
+                    .facts
+                    .as_ref()
+                    .is_some_and(|f| n.name.eq_ignore_ascii_case(&f.hostname))
+        })
+    };
 
     let mut selection_without_facts = false;
+    let mut unknown_selection_classes = Vec::new();
     let selection = storage.device_selection.as_ref();
-    if selection.is_some() || (storage.use_all_nodes && storage.use_all_devices) {
+    let use_all = storage.use_all_nodes && storage.use_all_devices;
+    let mut covered_by_selection: Vec<&str> = Vec::new();
+    if selection.is_some() || use_all {
         let path = if selection.is_some() {
             "cephCluster.storage.deviceSelection"
         } else {
             "cephCluster.storage.useAllDevices"
         };
+        let (rules, unknown) = selection_rules(selection, path);
+        unknown_selection_classes = unknown;
         for host in hosts {
             if let Some(sel) = selection_hosts
                 && !sel.iter().any(|s| s == &host.name)
             {
                 continue;
             }
+            if named_by_stack(&nodes, host) {
+                continue;
+            }
+            covered_by_selection.push(&host.name);
             let Some(facts) = &host.facts else {
                 selection_without_facts = true;
                 continue;
             };
-            let already = nodes.iter().any(|n| {
-                n.name.eq_ignore_ascii_case(&facts.hostname) || n.host() == Some(host.name.as_str())
-            });
-            if already {
-                continue;
-            }
-            let devices: Vec<PlannedDevice> = facts
-                .block_devices
+            let picked = devsel::select(&host.name, facts, &rules, false);
+            let devices: Vec<PlannedDevice> = picked
+                .picks
                 .iter()
-                .filter(|d| d.available)
-                .filter(|d| {
-                    selection.is_none_or(|s| {
-                        (s.device_classes.is_empty()
-                            || s.device_classes.iter().any(|c| c == d.class.as_str()))
-                            && s.min_size_gib
-                                .is_none_or(|min| d.size_bytes >= min.saturating_mul(1 << 30))
-                    })
-                })
-                .map(|d| PlannedDevice {
-                    requested: d.path.clone(),
-                    path: path.to_string(),
-                    id: d.stable_id().to_string(),
-                    kernel_name: Some(d.name.clone()),
-                    class: Some(d.class.as_str().to_string()),
-                    class_source: ClassSource::Probe,
-                    size_bytes: Some(d.size_bytes),
-                    state: DeviceState::Available,
-                })
+                .filter_map(|p| facts.block_devices.get(p.index))
+                .map(|d| planned_from_probe(d.path.clone(), path.to_string(), None, false, d))
+                // Rules take only devices Rook would use as they are.
+                .filter(|d| d.state == DeviceState::Available)
                 .collect();
             if devices.is_empty() {
                 continue;
@@ -337,6 +373,66 @@ pub fn plan_cluster(
                 name: facts.hostname.to_ascii_lowercase(),
                 path: path.to_string(),
                 origin: NodeOrigin::Selection,
+                matched: NodeMatch::Hostname {
+                    host: host.name.clone(),
+                },
+                kernel: Some(facts.kernel.clone()),
+                devices,
+            });
+        }
+    }
+
+    let mut inventory_without_facts = Vec::new();
+    for host in hosts {
+        if host.devices.is_empty()
+            || covered_by_selection.contains(&host.name.as_str())
+            || named_by_stack(&nodes, host)
+        {
+            continue;
+        }
+        let path = format!("inventory.{}.{}", host.name, rookery_devices::spec::VAR);
+        let Some(facts) = &host.facts else {
+            // Without facts only `/dev` names can be carried through, as given.
+            let mut devices = Vec::new();
+            for sel in &host.devices {
+                match &sel.selector {
+                    Selector::Name(n) => devices.push(PlannedDevice {
+                        requested: n.clone(),
+                        path: format!("inventory.{}.{}", host.name, sel.origin),
+                        id: n.clone(),
+                        kernel_name: None,
+                        class: None,
+                        class_source: ClassSource::Unknown,
+                        size_bytes: None,
+                        state: DeviceState::Unverified,
+                    }),
+                    _ => {
+                        if !inventory_without_facts.contains(&host.name) {
+                            inventory_without_facts.push(host.name.clone());
+                        }
+                    }
+                }
+            }
+            if !devices.is_empty() {
+                nodes.push(PlannedNode {
+                    name: host.name.clone(),
+                    path,
+                    origin: NodeOrigin::Inventory,
+                    matched: NodeMatch::InventoryOnly {
+                        host: host.name.clone(),
+                    },
+                    kernel: None,
+                    devices,
+                });
+            }
+            continue;
+        };
+        let devices = plan_inventory_devices(host, facts);
+        if !devices.is_empty() {
+            nodes.push(PlannedNode {
+                name: facts.hostname.to_ascii_lowercase(),
+                path,
+                origin: NodeOrigin::Inventory,
                 matched: NodeMatch::Hostname {
                     host: host.name.clone(),
                 },
@@ -359,7 +455,107 @@ pub fn plan_cluster(
             .collect(),
         nodes,
         selection_without_facts,
+        inventory_without_facts,
+        unknown_selection_classes,
     }
+}
+
+/// The stack's `deviceSelection` as rookery-devices rules: one rule per class (a device
+/// matches if any rule does), never allowing a wipe. Also returns class names no probe can
+/// report, which would otherwise silently select nothing.
+fn selection_rules(
+    selection: Option<&crate::model::DeviceSelection>,
+    origin: &str,
+) -> (Vec<Selection>, Vec<String>) {
+    let min_size = selection
+        .and_then(|s| s.min_size_gib)
+        .map(|g| g.saturating_mul(1 << 30));
+    let rule = |class: Option<DeviceClass>| Selection {
+        selector: Selector::Rules(Rules {
+            class,
+            min_size,
+            all: class.is_none() && min_size.is_none(),
+            ..Rules::default()
+        }),
+        wipe: false,
+        origin: origin.to_string(),
+    };
+    let classes = selection
+        .map(|s| s.device_classes.as_slice())
+        .unwrap_or(&[]);
+    if classes.is_empty() {
+        return (vec![rule(None)], Vec::new());
+    }
+    let mut rules = Vec::new();
+    let mut unknown = Vec::new();
+    for c in classes {
+        match [DeviceClass::Nvme, DeviceClass::Ssd, DeviceClass::Hdd]
+            .into_iter()
+            .find(|k| k.as_str() == c)
+        {
+            Some(k) => rules.push(rule(Some(k))),
+            None => unknown.push(c.clone()),
+        }
+    }
+    (rules, unknown)
+}
+
+/// A host's `rookery_devices` entries resolved against its facts by rookery-devices. A
+/// named entry that matches nothing (or several devices) becomes a Missing (Ambiguous)
+/// device so validation reports it like a stack device.
+fn plan_inventory_devices(host: &HostInput, facts: &HostFacts) -> Vec<PlannedDevice> {
+    let key = |origin: &str| format!("inventory.{}.{origin}", host.name);
+    let picked = devsel::select(&host.name, facts, &host.devices, false);
+    let mut devices: Vec<PlannedDevice> = picked
+        .picks
+        .iter()
+        .filter_map(|p| {
+            let d = facts.block_devices.get(p.index)?;
+            // `selected_by` is "origin (description)": the first picking entry names it.
+            let origin = host
+                .devices
+                .iter()
+                .find(|s| {
+                    p.selected_by
+                        .iter()
+                        .any(|b| b.starts_with(&format!("{} (", s.origin)))
+                })
+                .map(|s| s.origin.as_str())
+                .unwrap_or(rookery_devices::spec::VAR);
+            Some(planned_from_probe(
+                d.path.clone(),
+                key(origin),
+                None,
+                p.wipe_allowed,
+                d,
+            ))
+        })
+        .collect();
+    for problem in picked.problems {
+        let requested = host
+            .devices
+            .iter()
+            .find(|s| s.origin == problem.origin)
+            .map(|s| s.describe())
+            .unwrap_or_else(|| problem.origin.clone());
+        devices.push(PlannedDevice {
+            requested: requested.clone(),
+            path: key(&problem.origin),
+            id: requested,
+            kernel_name: None,
+            class: None,
+            class_source: ClassSource::Unknown,
+            size_bytes: None,
+            state: if problem.candidates.is_empty() {
+                DeviceState::Missing
+            } else {
+                DeviceState::Ambiguous {
+                    candidates: problem.candidates,
+                }
+            },
+        });
+    }
+    devices
 }
 
 fn match_node<'a>(name: &str, hosts: &'a [HostInput]) -> (NodeMatch, Option<&'a HostFacts>) {
@@ -399,28 +595,13 @@ fn match_node<'a>(name: &str, hosts: &'a [HostInput]) -> (NodeMatch, Option<&'a 
     (NodeMatch::Unknown, None)
 }
 
-/// Find a device the stack names (`/dev/sdb`, `sdb`, a by-id or by-path link).
+/// Find the one device the stack names (`/dev/sdb`, `sdb`, a by-id or by-path link).
+/// `None` also when the name is ambiguous; [`plan_cluster`] reports that case.
 pub fn find_device<'a>(facts: &'a HostFacts, name: &str) -> Option<&'a BlockDevice> {
-    let short = name.strip_prefix("/dev/").unwrap_or(name);
-    facts.block_devices.iter().find(|d| {
-        d.path == name
-            || d.name == short
-            || d.by_id.iter().any(|l| l == name)
-            || d.by_path.iter().any(|l| l == name)
-    })
-}
-
-/// Reasons a wipe clears (old data), as opposed to conditions no wipe can fix.
-fn wipe_fixes(reason: &RejectReason) -> bool {
-    matches!(
-        reason,
-        RejectReason::HasPartitions
-            | RejectReason::HasPartitionTable(_)
-            | RejectReason::HasFilesystem(_)
-            | RejectReason::LvmMember
-            | RejectReason::BluestoreLabel
-            | RejectReason::UsedByCephDisk
-    )
+    match devsel::resolve_named(facts, &Selector::Name(name.to_string())) {
+        Resolution::One(_, d) => Some(d),
+        Resolution::None | Resolution::Many => None,
+    }
 }
 
 fn plan_stack_device(
@@ -446,20 +627,39 @@ fn plan_stack_device(
             state: DeviceState::Unverified,
         };
     };
-    let Some(dev) = find_device(facts, name) else {
-        return PlannedDevice {
-            requested: name.to_string(),
-            path,
-            id: name.to_string(),
-            kernel_name: None,
-            class,
-            class_source,
-            size_bytes: None,
-            state: DeviceState::Missing,
-        };
+    let selector = Selector::Name(name.to_string());
+    let unresolved = |state: DeviceState| PlannedDevice {
+        requested: name.to_string(),
+        path: path.clone(),
+        id: name.to_string(),
+        kernel_name: None,
+        class: class.clone(),
+        class_source,
+        size_bytes: None,
+        state,
     };
-    let (class, class_source) = match class {
-        Some(c) => (Some(c), class_source),
+    match devsel::resolve_named(facts, &selector) {
+        Resolution::One(_, dev) => {
+            planned_from_probe(name.to_string(), path.clone(), config_class, wipe, dev)
+        }
+        Resolution::None => unresolved(DeviceState::Missing),
+        Resolution::Many => unresolved(DeviceState::Ambiguous {
+            candidates: devsel::named_candidates(facts, &selector),
+        }),
+    }
+}
+
+/// A probed device as the stack sees it: stable id, class (the stack's `deviceClass` wins
+/// over the probe's), and whether Rook could use it as is, after a wipe, or never.
+fn planned_from_probe(
+    requested: String,
+    path: String,
+    config_class: Option<&str>,
+    wipe: bool,
+    dev: &BlockDevice,
+) -> PlannedDevice {
+    let (class, class_source) = match config_class {
+        Some(c) => (Some(c.to_string()), ClassSource::Stack),
         None => (Some(dev.class.as_str().to_string()), ClassSource::Probe),
     };
     let state = if dev.available {
@@ -467,7 +667,7 @@ fn plan_stack_device(
     } else {
         let reasons: Vec<String> = dev.reject_reasons.iter().map(|r| r.to_string()).collect();
         let all_wipeable =
-            !dev.reject_reasons.is_empty() && dev.reject_reasons.iter().all(wipe_fixes);
+            !dev.reject_reasons.is_empty() && dev.reject_reasons.iter().all(devsel::wipe_fixes);
         match (all_wipeable, wipe) {
             (true, true) => DeviceState::Wipe { reasons },
             (true, false) => DeviceState::NeedsWipe { reasons },
@@ -475,14 +675,14 @@ fn plan_stack_device(
                 reasons: dev
                     .reject_reasons
                     .iter()
-                    .filter(|r| !wipe_fixes(r))
+                    .filter(|r| !devsel::wipe_fixes(r))
                     .map(|r| r.to_string())
                     .collect(),
             },
         }
     };
     PlannedDevice {
-        requested: name.to_string(),
+        requested,
         path,
         id: dev.stable_id().to_string(),
         kernel_name: Some(dev.name.clone()),

@@ -73,6 +73,7 @@ fn seed_example_without_facts_still_fails() {
             name: n.to_string(),
             facts: None,
             probe_status: None,
+            devices: Vec::new(),
         })
         .collect();
     let (_, _, f) = common::plan(stack, &hosts, &dir, FactsSource::None);
@@ -427,6 +428,7 @@ fn device_selection_needs_facts() {
             name: format!("stor-0{i}"),
             facts: None,
             probe_status: None,
+            devices: Vec::new(),
         })
         .collect();
     let (_, _, f) = common::plan(stack, &hosts, &dir, FactsSource::None);
@@ -478,4 +480,127 @@ fn node_names_match_hostnames_case_insensitively_like_the_kubelet() {
     hosts[0].facts.as_mut().unwrap().hostname = "LAB-1".into();
     let f = run(stack, &hosts);
     assert!(errors(&f, "node-name").is_empty(), "{f:#?}");
+}
+
+/// The inventory's `rookery_devices` of a host, parsed as the runner does.
+fn inventory_devices(host: &str, v: serde_json::Value) -> Vec<rookery_devices::Selection> {
+    rookery_devices::parse_host_specs(host, Some(&v)).unwrap()
+}
+
+#[test]
+fn inventory_devices_plan_osds_when_the_stack_names_none() {
+    let (mut stack, mut hosts, _) = lab();
+    stack.ceph_cluster.storage.nodes.clear();
+    for h in &mut hosts {
+        // Same matching as `rookery prepare`: a class rule and a serial.
+        let serial = h.facts.as_ref().unwrap().block_devices[2].serial.clone();
+        h.devices = inventory_devices(
+            &h.name,
+            serde_json::json!([{"class": "nvme"}, {"serial": serial}]),
+        );
+    }
+    let dir = common::example_dir("lab-3node");
+    let (_, cluster, f) = common::plan(stack, &hosts, &dir, FactsSource::File);
+    assert!(!rookery_stack::findings::has_errors(&f), "{f:#?}");
+    assert_eq!(cluster.nodes.len(), 3);
+    let n = &cluster.nodes[0];
+    assert_eq!(n.origin, rookery_stack::hosts::NodeOrigin::Inventory);
+    let ids: Vec<&str> = n.devices.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0100_1",
+            "/dev/disk/by-id/ata-LAB_HDD_7200_LABHDD0100"
+        ]
+    );
+    assert_eq!(n.devices[1].path, "inventory.lab-1.rookery_devices[1]");
+}
+
+#[test]
+fn stack_nodes_win_over_inventory_devices() {
+    let (stack, mut hosts, _) = lab();
+    // The inventory would take only the HDD; the stack's explicit list (NVMe + HDD) wins.
+    hosts[0].devices = inventory_devices("lab-1", serde_json::json!([{"name": "/dev/sda"}]));
+    let dir = common::example_dir("lab-3node");
+    let (_, cluster, _) = common::plan(stack, &hosts, &dir, FactsSource::File);
+    assert_eq!(cluster.nodes.len(), 3);
+    assert!(
+        cluster
+            .nodes
+            .iter()
+            .all(|n| n.origin == rookery_stack::hosts::NodeOrigin::Stack && n.devices.len() == 2)
+    );
+}
+
+#[test]
+fn device_selection_wins_over_inventory_devices_on_the_hosts_it_covers() {
+    let dir = common::example_dir("production");
+    let stack = common::load_stack(&dir.join("stack.yaml"));
+    let mut hosts = common::hosts_from_facts(&dir.join("facts.json"));
+    hosts[0].devices = inventory_devices(
+        &hosts[0].name,
+        serde_json::json!([{"name": "/dev/does-not-exist"}]),
+    );
+    let (_, cluster, f) = common::plan(stack.clone(), &hosts, &dir, FactsSource::File);
+    assert!(!rookery_stack::findings::has_errors(&f), "{f:#?}");
+    assert!(cluster.nodes.iter().all(|n| n.devices.len() == 6));
+    // Outside `deviceSelection.hosts`, the inventory's entries apply (and are checked).
+    let names: Vec<String> = hosts[1..].iter().map(|h| h.name.clone()).collect();
+    let cluster =
+        rookery_stack::hosts::plan_cluster(&stack, &hosts, Some(&names), FactsSource::File);
+    let f = rookery_stack::validate::validate(&stack, &cluster, &dir);
+    assert_eq!(errors(&f, "device-missing").len(), 1, "{f:#?}");
+    assert!(
+        errors(&f, "device-missing")[0]
+            .path
+            .starts_with("inventory.stor-01.rookery_devices[0]")
+    );
+}
+
+#[test]
+fn ambiguous_device_names_are_errors() {
+    let (stack, mut hosts, _) = lab();
+    // Two disks answering to the same by-id link: never guess.
+    let facts = hosts[0].facts.as_mut().unwrap();
+    let link = facts.block_devices[1].by_id[0].clone();
+    facts.block_devices[2].by_id.push(link.clone());
+    let mut stack = stack;
+    stack.ceph_cluster.storage.nodes[0].devices[0].name = link;
+    let f = run(stack, &hosts);
+    assert_eq!(errors(&f, "device-ambiguous").len(), 1, "{f:#?}");
+}
+
+#[test]
+fn device_selection_class_the_probe_never_reports_is_an_error() {
+    let dir = common::example_dir("production");
+    let mut stack = common::load_stack(&dir.join("stack.yaml"));
+    stack
+        .ceph_cluster
+        .storage
+        .device_selection
+        .as_mut()
+        .unwrap()
+        .device_classes
+        .push("fast".into());
+    let hosts = common::hosts_from_facts(&dir.join("facts.json"));
+    let (_, _, f) = common::plan(stack, &hosts, &dir, FactsSource::File);
+    let e = errors(&f, "device-selection");
+    assert_eq!(e.len(), 1, "{f:#?}");
+    assert!(e[0].message.contains("`fast`"));
+}
+
+#[test]
+fn inventory_rules_without_facts_need_facts() {
+    let (mut stack, _, _) = lab();
+    stack.ceph_cluster.storage.nodes.clear();
+    let mut h = HostInput::new("lab-1");
+    h.devices = inventory_devices("lab-1", serde_json::json!([{"class": "nvme"}]));
+    let dir = common::example_dir("lab-3node");
+    let (_, _, f) = common::plan(stack, &[h], &dir, FactsSource::None);
+    assert!(
+        errors(&f, "device-selection")
+            .iter()
+            .any(|x| x.path == "inventory.lab-1.rookery_devices"),
+        "{f:#?}"
+    );
 }

@@ -27,7 +27,12 @@ pub fn check_namespace(stack: &Stack) -> Vec<Finding> {
              another namespace would have no service accounts and no CSI driver",
             stack.namespace
         ),
-        "set `namespace: rook-ceph` (the default) or remove the key",
+        "set `namespace: rook-ceph` (the default) or remove the key; StorageClasses are \
+         cluster-scoped, so PVCs in any namespace can still use them. Running Rook elsewhere \
+         would need every `# namespace:operator`/`# namespace:cluster` line of common.yaml, \
+         csi-operator.yaml and operator.yaml and the `# csi-provisioner-name` Driver names \
+         rewritten (and the StorageClass provisioner `<ns>.cephfs.csi.ceph.com` to follow); \
+         Rookery applies those files verbatim and does not rewrite them",
     )]
 }
 
@@ -145,6 +150,17 @@ pub fn check_devices(cluster: &PlannedCluster) -> Vec<Finding> {
                     format!("device `{}` does not exist on host `{host}`", dev.requested),
                     "check `rookery probe` output for the host's device names; prefer /dev/disk/by-id links",
                 )),
+                DeviceState::Ambiguous { candidates } => out.push(Finding::error(
+                    "device-ambiguous",
+                    dev.path.clone(),
+                    format!(
+                        "device `{}` matches several devices on host `{host}` ({}); Rookery \
+                         never guesses which disk to consume or wipe",
+                        dev.requested,
+                        candidates.join(", ")
+                    ),
+                    "name it by a /dev/disk/by-id link or its WWN, which are unique",
+                )),
                 DeviceState::NeedsWipe { reasons } => out.push(Finding::error(
                     "device-not-empty",
                     dev.path.clone(),
@@ -222,6 +238,32 @@ pub fn check_device_selection(stack: &Stack, cluster: &PlannedCluster) -> Vec<Fi
             "cephCluster.storage.deviceSelection",
             "device selection needs probe facts, and some selected hosts have none",
             "pass `--facts FILE` from `rookery probe -o json`, or list `nodes` explicitly",
+        ));
+    }
+    if !cluster.unknown_selection_classes.is_empty() {
+        out.push(Finding::error(
+            "device-selection",
+            "cephCluster.storage.deviceSelection.deviceClasses",
+            format!(
+                "{} is not a class the probe reports, so it selects no device",
+                cluster
+                    .unknown_selection_classes
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "use nvme, ssd or hdd here; custom CRUSH classes go in `nodes[].devices[].config.deviceClass`",
+        ));
+    }
+    for host in &cluster.inventory_without_facts {
+        out.push(Finding::error(
+            "device-selection",
+            format!("inventory.{host}.rookery_devices"),
+            format!(
+                "host `{host}` selects devices by serial, WWN or rules, which needs probe facts, and it has none"
+            ),
+            "pass `--facts FILE` from `rookery probe -o json` (or `--probe`), or list the devices in the stack's `nodes`",
         ));
     }
     if storage.use_all_nodes && !storage.nodes.is_empty() {

@@ -36,6 +36,7 @@ pub fn hosts_from_facts(path: &Path) -> Vec<HostInput> {
             name: h.host.clone(),
             facts: h.facts.clone(),
             probe_status: Some(h.status.clone()),
+            devices: Vec::new(),
         })
         .collect()
 }
