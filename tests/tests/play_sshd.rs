@@ -332,6 +332,14 @@ fn playbook_over_sshd_hosts() {
         out.contains("node2") && out.contains("down") && !out.contains("node0"),
         "{out}"
     );
+    let o = l.play(&["--list-tasks", "--tags", "files"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        out.contains("settings file") && out.contains("site.yaml:"),
+        "{out}"
+    );
+    assert!(!out.contains("item files"), "{out}");
 }
 
 #[test]
