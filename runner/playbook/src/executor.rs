@@ -555,6 +555,14 @@ impl Executor {
         let items: Option<Vec<Value>> = match &task.loop_ {
             None => None,
             Some(l) => match self.templar.render_value(l, &resolved.vars) {
+                Ok(Value::Array(a)) if task.loop_flatten => Some(
+                    a.into_iter()
+                        .flat_map(|x| match x {
+                            Value::Array(inner) => inner,
+                            other => vec![other],
+                        })
+                        .collect(),
+                ),
                 Ok(Value::Array(a)) => Some(a),
                 Ok(other) => {
                     let r = fail_result(format!(
@@ -1088,6 +1096,7 @@ fn gather_task(play: &Play) -> Task {
         when: vec![],
         register: None,
         loop_: None,
+        loop_flatten: false,
         loop_var: "item".into(),
         loop_label: None,
         tags: vec!["always".into()],

@@ -66,6 +66,8 @@ pub struct Task {
     pub register: Option<String>,
     /// A list, or a string template that must render to a list.
     pub loop_: Option<Value>,
+    /// `with_items`: nested lists are flattened one level (Ansible's behaviour).
+    pub loop_flatten: bool,
     pub loop_var: String,
     pub loop_label: Option<String>,
     pub tags: Vec<String>,
@@ -653,6 +655,7 @@ fn parse_task(
     if kw.loop_.is_some() && kw.with_items.is_some() {
         return Err(doc.error(path, "use either `loop` or `with_items`, not both"));
     }
+    let loop_flatten = kw.with_items.is_some();
     let loop_ = match kw.loop_.or(kw.with_items) {
         None => None,
         Some(v) => Some(yaml_to_json(&v).map_err(|e| doc.error(&key_path(path, "loop"), e))?),
@@ -688,6 +691,7 @@ fn parse_task(
         when: kw.when.map(Conditions::into_vec).unwrap_or_default(),
         register: kw.register,
         loop_,
+        loop_flatten,
         loop_var: lc.loop_var.unwrap_or_else(|| "item".into()),
         loop_label: lc.label,
         tags: kw.tags.map(StrList::into_vec).unwrap_or_default(),

@@ -335,6 +335,10 @@ async fn failing_and_unreachable_hosts_leave_others_running() {
       when: inventory_hostname == 'bad'
     - name: after
       command: touch {{ d }}/{{ inventory_hostname }}
+    - name: with_items flattens
+      debug: {msg: "{{ item }}"}
+      with_items: [[a, b], c]
+      when: inventory_hostname == 'good'
     - name: ignored failure
       shell: exit 3
       ignore_errors: true
@@ -358,6 +362,12 @@ async fn failing_and_unreachable_hosts_leave_others_running() {
     assert_eq!(good.ignored, 1);
     assert_eq!(r.summary.hosts["bad"].failed, 1);
     assert_eq!(r.summary.hosts["gone"].unreachable, 1);
+    let flat: Vec<_> = r
+        .results("with_items flattens")
+        .into_iter()
+        .filter_map(|x| x.2)
+        .collect();
+    assert_eq!(flat, vec!["a", "b", "c"]);
     let fw = r.results("failed_when");
     assert_eq!(fw.len(), 1);
     assert_eq!(fw[0].1, Status::Changed);
