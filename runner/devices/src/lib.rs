@@ -9,9 +9,6 @@
 //!   per-host plan, its printing and the consent rules;
 //! * [`audit`]: the control-machine audit log (JSON lines).
 //!
-//! Paths between modules are `super::` so the crate can also be compiled as a module of
-//! another crate (see runner/src/commands/prepare.rs) until the dependency is wired.
-//!
 //! No I/O towards hosts happens here; `rookery prepare` and the `prepare_devices` playbook
 //! module drive the transport and feed the results through these functions.
 
