@@ -604,3 +604,46 @@ fn inventory_rules_without_facts_need_facts() {
         "{f:#?}"
     );
 }
+
+/// The `namespace` hint says which upstream lines would need rewriting; keep that true for
+/// the pinned files: every `namespace: rook-ceph` carries a `# namespace:` marker and every
+/// CSI Driver name a `# csi-provisioner-name` marker.
+#[test]
+fn namespace_hint_matches_the_upstream_markers() {
+    let mut stack = lab().0;
+    stack.namespace = "storage-system".into();
+    let f = run(stack, &lab().1);
+    let ns = errors(&f, "namespace");
+    assert_eq!(ns.len(), 1, "{f:#?}");
+    for marker in [
+        "# namespace:operator",
+        "# namespace:cluster",
+        "# csi-provisioner-name",
+        "<ns>.cephfs.csi.ceph.com",
+    ] {
+        assert!(ns[0].hint.contains(marker), "{}", ns[0].hint);
+    }
+    let dir = common::shared_upstream().join("rook-v1.20.6/deploy/examples");
+    let mut marked = 0;
+    for file in ["common.yaml", "csi-operator.yaml", "operator.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("namespace: rook-ceph") {
+                assert!(
+                    line.ends_with("# namespace:operator") || line.ends_with("# namespace:cluster"),
+                    "{file}:{}: {line}",
+                    i + 1
+                );
+                marked += 1;
+            }
+            if line.trim_start().starts_with("name: rook-ceph.") {
+                assert!(
+                    line.ends_with("# csi-provisioner-name"),
+                    "{file}:{}: {line}",
+                    i + 1
+                );
+            }
+        }
+    }
+    assert!(marked > 50, "{marked}");
+}
