@@ -184,6 +184,10 @@ pub struct Guest {
     pub boot_to_ssh: Duration,
 }
 
+/// Seconds the tests give `rookery --connect-timeout`: emulated guests on a busy CI host can
+/// take many seconds to complete an SSH handshake.
+pub const CONNECT_TIMEOUT: &str = "60";
+
 /// A set of running guests plus their per-run files (known_hosts, inventory, logs).
 pub struct Lab {
     pub image: Image,
@@ -422,7 +426,7 @@ impl Lab {
                 );
             }
             let out = self
-                .ssh_command(guest, "true")
+                .ssh_command_timeout(guest, "true", 15)
                 .output()
                 .context("cannot run ssh")?;
             if out.status.success() {
@@ -462,15 +466,21 @@ impl Lab {
             "-o".into(),
             "BatchMode=yes".into(),
             "-o".into(),
-            "ConnectTimeout=5".into(),
-            "-o".into(),
             "LogLevel=ERROR".into(),
         ]
     }
 
     fn ssh_command(&self, guest: &Guest, script: &str) -> Command {
+        self.ssh_command_timeout(guest, script, 60)
+    }
+
+    /// `connect_timeout` bounds TCP connect and the SSH banner: a guest under TCG on a loaded
+    /// host can take many seconds to answer, so commands get a generous bound and only the
+    /// readiness polling a short one.
+    fn ssh_command_timeout(&self, guest: &Guest, script: &str, connect_timeout: u32) -> Command {
         let mut cmd = Command::new("ssh");
         cmd.args(self.ssh_options())
+            .args(["-o", &format!("ConnectTimeout={connect_timeout}")])
             .args([
                 "-p",
                 &guest.port.to_string(),

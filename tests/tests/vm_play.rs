@@ -23,7 +23,14 @@ struct Run {
 fn play(inventory: &Path, extra: &[&str]) -> Run {
     let t0 = Instant::now();
     let out = Command::new(bins::rookery())
-        .args(["play", "-o", "json", "-i"])
+        .args([
+            "play",
+            "--connect-timeout",
+            vm::CONNECT_TIMEOUT,
+            "-o",
+            "json",
+            "-i",
+        ])
         .arg(inventory)
         .arg(bins::repo_root().join("playbooks/prepare.yaml"))
         .args(extra)

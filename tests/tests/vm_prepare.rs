@@ -20,7 +20,14 @@ fn prepare(
 ) -> (Output, Vec<DeviceOutcome>, Duration) {
     let t0 = Instant::now();
     let out = Command::new(bins::rookery())
-        .args(["prepare", "-o", "json", "-i"])
+        .args([
+            "prepare",
+            "--connect-timeout",
+            vm::CONNECT_TIMEOUT,
+            "-o",
+            "json",
+            "-i",
+        ])
         .arg(inventory)
         .arg("--audit-log")
         .arg(audit)

@@ -49,7 +49,14 @@ fn probe_classifies_nvme_and_hdd_in_a_real_guest() {
     let probe = || -> (Vec<BlockDevice>, std::time::Duration) {
         let t0 = Instant::now();
         let out = Command::new(bins::rookery())
-            .args(["probe", "-o", "json", "-i"])
+            .args([
+                "probe",
+                "--connect-timeout",
+                vm::CONNECT_TIMEOUT,
+                "-o",
+                "json",
+                "-i",
+            ])
             .arg(&inventory)
             .env("ROOKERY_AGENT", bins::agent())
             .env("NO_COLOR", "1")
