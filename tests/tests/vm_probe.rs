@@ -1,15 +1,16 @@
 //! `rookery probe` against a real QEMU guest over SSH: the emulated NVMe namespace is class
 //! nvme (not rotational, transport nvme), the SATA HDD is class hdd, the root disk (virtio
 //! `vda`, which also claims to be rotational) is never offered, the hidden NVMe multipath
-//! path node and empty loop devices are not listed, and every by-id link reported resolves, in
-//! the guest itself, to the device it was reported for.
+//! path node and empty loop devices are not listed, every by-id link reported resolves, in
+//! the guest itself, to the device it was reported for, and a disk's stable id does not change
+//! when partitions, filesystems or LVM are put on it.
 
 use std::process::Command;
 use std::time::Instant;
 
 use rookery_proto::{BlockDevice, DeviceClass, RejectReason, Transport};
 use rookery_tests::bins;
-use rookery_tests::vm::{self, Lab, LabOptions};
+use rookery_tests::vm::{self, Lab, LabOptions, dirty_disks_script};
 use serde_json::Value;
 
 /// Every JSON object in the output that has the shape of a probed block device. The
@@ -178,6 +179,30 @@ fn probe_classifies_nvme_and_hdd_in_a_real_guest() {
                 .split_whitespace()
                 .any(|l| format!("/dev/{l}") == *link),
             "{link} is not one of udev's links: {udev_links}"
+        );
+    }
+
+    // A disk's identity is the disk's, not its contents': after the guest puts partitions,
+    // filesystems and an LVM PV on both disks, the stable ids are unchanged (udev then also
+    // links lvm-pv-uuid-* to them, and such a link vanishes with the next wipe).
+    lab.ssh_ok(g, &dirty_disks_script(g));
+    let (dirty, _) = probe();
+    let stable = |v: &[BlockDevice], name: &str| {
+        v.iter()
+            .find(|d| d.name == name)
+            .map(|d| d.stable_id().to_string())
+    };
+    for name in ["nvme0n1", "sda"] {
+        assert_eq!(
+            stable(&dirty, name),
+            stable(&found, name),
+            "{name}'s stable id changed with its contents: {:#?}",
+            dirty.iter().find(|d| d.name == name)
+        );
+        let d = dirty.iter().find(|d| d.name == name).unwrap();
+        assert!(
+            !d.available,
+            "{name} carries data now but is still available: {d:#?}"
         );
     }
 }
