@@ -21,7 +21,10 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (task, rest) = args.split_first().map(|(t, r)| (t.as_str(), r)).unwrap_or(("help", &[]));
+    let (task, rest) = args
+        .split_first()
+        .map(|(t, r)| (t.as_str(), r))
+        .unwrap_or(("help", &[]));
     match task {
         "agent" => {
             let path = build_agent()?;
@@ -38,11 +41,16 @@ fn run() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn cargo() -> Command {
@@ -53,7 +61,9 @@ fn cargo() -> Command {
 
 fn status(mut cmd: Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let st = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed with {st}");
     }
@@ -64,12 +74,27 @@ fn status(mut cmd: Command) -> Result<()> {
 /// explicit target so the flag does not reach build scripts and proc-macros.
 fn build_agent() -> Result<PathBuf> {
     let mut cmd = cargo();
-    cmd.args(["build", "--profile", "agent", "-p", "rookery-agent", "--target", AGENT_TARGET]);
+    cmd.args([
+        "build",
+        "--profile",
+        "agent",
+        "-p",
+        "rookery-agent",
+        "--target",
+        AGENT_TARGET,
+    ]);
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
     status(cmd)?;
     let path = target_dir().join(AGENT_TARGET).join("agent/rookery-agent");
-    let size = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?.len();
-    eprintln!("xtask: agent {} ({} bytes, {:.2} MiB, stripped, static)", path.display(), size, size as f64 / 1048576.0);
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    eprintln!(
+        "xtask: agent {} ({} bytes, {:.2} MiB, stripped, static)",
+        path.display(),
+        size,
+        size as f64 / 1048576.0
+    );
     Ok(path)
 }
 
@@ -94,7 +119,14 @@ fn test(rest: &[String]) -> Result<()> {
         fmt.args(["fmt", "--all", "--", "--check"]);
         status(fmt)?;
         let mut clippy = cargo();
-        clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        clippy.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
         status(clippy)?;
     }
     let agent = build_agent()?;
