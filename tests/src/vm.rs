@@ -164,7 +164,7 @@ impl Default for LabOptions {
             hdd_size: "16G".into(),
             boot_timeout: Duration::from_secs(u64::from(env_u32(
                 "ROOKERY_VMLAB_BOOT_TIMEOUT",
-                360,
+                480,
             ))),
         }
     }
@@ -331,16 +331,22 @@ impl Lab {
             cmd.args(["-n", "10", "qemu-system-x86_64"])
                 .args(["-name", &format!("vmlab-{name},process=vmlab-{name}")])
                 .args(["-machine", "q35", "-nodefaults", "-display", "none", "-monitor", "none"])
+                // A guest kernel panic (panic=-1 reboots at once) ends QEMU, so the harness
+                // reports it with the serial log instead of waiting out the boot timeout.
+                .arg("-no-reboot")
                 .args(accel_args())
                 .args(["-smp", &opts.cpus.to_string(), "-m", &opts.memory_mib.to_string()])
                 .arg("-kernel")
                 .arg(self.image.kernel())
                 .arg("-initrd")
                 .arg(self.image.initrd())
+                // no_timer_check: on a loaded host the starved emulated CPU fails the kernel's
+                // IO-APIC timer check and the guest panics ("IO-APIC + timer doesn't work!").
                 .args([
                     "-append",
                     &format!(
                         "console=ttyS0 root=LABEL=vmroot rw net.ifnames=0 quiet \
+                         no_timer_check panic=-1 \
                          systemd.hostname={name} systemd.machine_id={machine_id}"
                     ),
                 ])
