@@ -115,7 +115,7 @@ pub fn read_device(name: &str) -> Option<NodeDevice> {
     let path = format!("/dev/{name}");
     let by_id = by_id_links()
         .into_iter()
-        .filter(|(_, t)| t == Path::new(&path))
+        .filter(|(l, t)| t == Path::new(&path) && !crate::probe::is_content_link(l))
         .map(|(l, _)| l)
         .collect();
     let mut partitions = Vec::new();
@@ -161,7 +161,13 @@ fn all_devices() -> Vec<NodeDevice> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    names.iter().filter_map(|n| read_device(n)).collect()
+    // Hidden NVMe multipath paths (nvme0c0n1) share the namespace head's serial and WWID;
+    // counting them would make every NVMe identity ambiguous. The probe skips them too.
+    names
+        .iter()
+        .filter(|n| read_trim(Path::new(SYS_BLOCK).join(n).join("hidden")).as_deref() != Some("1"))
+        .filter_map(|n| read_device(n))
+        .collect()
 }
 
 /// Why a planned identity could not be resolved to exactly one device.

@@ -303,7 +303,7 @@ impl OsPaths {
         let links = |list: &[(String, PathBuf)]| -> Vec<String> {
             let mut v: Vec<String> = list
                 .iter()
-                .filter(|(_, t)| *t == canon)
+                .filter(|(l, t)| *t == canon && !is_content_link(l))
                 .map(|(l, _)| l.clone())
                 .collect();
             // Most stable first: WWN / EUI, then the rest alphabetically.
@@ -937,5 +937,39 @@ mod tests {
             .map(|s| (s.name.as_str(), s.reason.contains("partition")))
             .collect();
         assert_eq!(reasons, vec![("sda1", true), ("sdz", false)]);
+    }
+}
+
+/// by-id links that udev derives from what is written *on* the disk (an LVM PV's UUID, md
+/// array names) rather than from the hardware. They vanish when the disk is wiped, so they
+/// can never serve as the disk's stable identity.
+pub fn is_content_link(link: &str) -> bool {
+    let name = link.rsplit('/').next().unwrap_or(link);
+    [
+        "lvm-pv-uuid-",
+        "md-uuid-",
+        "md-name-",
+        "dm-uuid-",
+        "dm-name-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod content_link_tests {
+    use super::is_content_link;
+
+    #[test]
+    fn content_derived_links_are_not_identities() {
+        assert!(is_content_link("/dev/disk/by-id/lvm-pv-uuid-abc"));
+        assert!(is_content_link("/dev/disk/by-id/md-uuid-1:2:3:4"));
+        assert!(!is_content_link("/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"));
+        assert!(!is_content_link(
+            "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_VMNVME01"
+        ));
+        assert!(!is_content_link(
+            "/dev/disk/by-id/ata-QEMU_HARDDISK_VMHDD01"
+        ));
     }
 }
