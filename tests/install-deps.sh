@@ -25,3 +25,6 @@ if ((${#missing[@]})); then
 else
   echo "install-deps: all ${#packages[@]} packages present"
 fi
+
+# QEMU, debootstrap and Vagrant for the VM lab tests (tests/vmlab/).
+"$(dirname "$0")/vmlab/install-host-deps.sh"
