@@ -749,7 +749,7 @@ fn spawn_role(role: &str) -> Child {
 /// Not a test: the body of helper processes (holder of an exclusive open, or an agent run
 /// that the crash test kills).
 #[test]
-#[ignore]
+#[ignore = "not a test: the child-process role that the crash test re-executes and kills"]
 fn role_helper() {
     let Ok(role) = std::env::var(ROLE_ENV) else {
         return;
