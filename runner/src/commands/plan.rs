@@ -7,16 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use rookery_inventory::Inventory;
 use rookery_stack::bundle::{self, Bundle, FileStatus};
 use rookery_stack::hosts::{self, FactsSource, HostInput, PlannedCluster};
 use rookery_stack::render::{self, Manifest, RenderOptions, Source};
 use rookery_stack::{Finding, Severity, Stack};
-use rookery_transport::{AgentBinary, ConnectOptions, Connector};
+use rookery_transport::Connector;
 use serde::Serialize;
 
+use crate::connect::ConnectArgs;
 use crate::exit;
 use crate::output::{Output, OutputFormat};
 
@@ -41,28 +41,21 @@ pub struct StackArgs {
     /// Directory holding the upstream bundle (default: the cache `rookery bundle fetch` fills).
     #[arg(long, value_name = "DIR", env = "ROOKERY_BUNDLE_DIR")]
     pub bundle_dir: Option<PathBuf>,
-    /// With --probe: accept and remember unknown SSH host keys.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// With --probe: known_hosts file.
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// With --probe: OpenSSH client config to read.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// With --probe: also report loop devices (test labs; Rook needs
-    /// CEPH_VOLUME_ALLOW_LOOP_DEVICES to use them).
-    #[arg(long)]
-    pub include_loop: bool,
-    /// With --probe: the rookery-agent binary to upload.
-    #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
-    /// With --probe: connection timeout in seconds.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    pub connect_timeout: u64,
-    /// With --probe: per-request timeout in seconds.
-    #[arg(long, value_name = "S", default_value_t = 60)]
+    // With --probe: how to reach the hosts.
+    #[command(flatten, next_help_heading = "With --probe")]
+    pub connect: ConnectArgs,
+    /// Seconds of silence allowed from a host's agent (start-up and each request).
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 60,
+        help_heading = "With --probe"
+    )]
     pub timeout: u64,
+    /// Also report loop devices (test labs; Rook needs CEPH_VOLUME_ALLOW_LOOP_DEVICES to use
+    /// them).
+    #[arg(long, help_heading = "With --probe")]
+    pub include_loop: bool,
 }
 
 /// Check a stack against the hosts and show everything it would create, in apply order.
@@ -193,15 +186,10 @@ async fn live_probe(
     selected: &[&rookery_inventory::Host],
     inputs: &mut [HostInput],
 ) -> Result<(), ExitCode> {
-    let agent = AgentBinary::locate(args.agent_binary.as_deref())
-        .map_err(|e| fail(exit::ERROR, chain(&e)))?;
-    let mut opts = ConnectOptions::new(agent);
-    opts.accept_new_host_keys = args.accept_new_host_keys;
-    opts.known_hosts = args.known_hosts.clone();
-    opts.ssh_config = args.ssh_config.clone();
-    opts.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    opts.command_timeout = Duration::from_secs(args.timeout.max(1));
-    opts.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let opts = args
+        .connect
+        .options(args.timeout)
+        .map_err(|(code, msg)| fail(code, msg))?;
     let connector = Connector::new(opts);
     let results = crate::probe::gather(
         &connector,

@@ -18,9 +18,10 @@ use rookery_playbook::{
     Executor, HostSource, InventorySource, Playbook, Registry, RunOptions, load_playbook,
     tags_selected, vars,
 };
-use rookery_transport::{AgentBinary, ConnectOptions, Connector};
+use rookery_transport::Connector;
 use serde_json::{Map, Value};
 
+use crate::connect::{BecomeArgs, ConnectArgs, ForksArgs, connect_options};
 use crate::exit;
 use crate::output::{Output, OutputFormat};
 use crate::report::Style;
@@ -50,9 +51,8 @@ pub struct PlayArgs {
     /// Extra variables, highest precedence: `k=v k2=v2`, `@file.yaml`, or JSON `{...}`.
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
     pub extra_vars: Vec<String>,
-    /// Hosts worked on at once.
-    #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub forks: u32,
+    #[command(flatten)]
+    pub forks: ForksArgs,
     /// List each play's tasks (after tag selection) and exit.
     #[arg(long)]
     pub list_tasks: bool,
@@ -62,27 +62,13 @@ pub struct PlayArgs {
     /// Only parse the playbook (and check module arguments), then exit.
     #[arg(long)]
     pub syntax_check: bool,
-    /// Record unknown host keys instead of refusing them (changed keys are always refused).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// known_hosts file for this inventory.
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// OpenSSH client config to read instead of ~/.ssh/config.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// The rookery-agent binary to run on hosts.
-    #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
-    /// Seconds allowed for TCP connect, SSH handshake and authentication.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    pub connect_timeout: u64,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Seconds of silence allowed from a host's agent (start-up and each request).
     #[arg(long, value_name = "S", default_value_t = 600)]
     pub timeout: u64,
-    /// Ask once for the sudo password used by `become`.
-    #[arg(long, short = 'K')]
-    pub ask_become_pass: bool,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
     /// Where to write the list of failed/unreachable hosts (default: `<playbook>.retry` beside
     /// the playbook, else ~/.cache/rookery/).
     #[arg(long, value_name = "FILE")]
@@ -134,33 +120,17 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
     if args.list_hosts || args.list_tasks {
         return list(&args, &playbook, &source, &extra);
     }
-    let agent = match AgentBinary::locate(args.agent_binary.as_deref()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::ERROR);
+    let copts = match connect_options(&args.connect, args.timeout, &args.become_) {
+        Ok(o) => o,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(code);
         }
     };
-    let mut copts = ConnectOptions::new(agent);
-    copts.accept_new_host_keys = args.accept_new_host_keys;
-    copts.known_hosts = args.known_hosts.clone();
-    copts.ssh_config = args.ssh_config.clone();
-    copts.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    copts.command_timeout = Duration::from_secs(args.timeout.max(1));
-    copts.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    if args.ask_become_pass {
-        match rookery_transport::prompt_secret("BECOME password: ") {
-            Ok(p) => copts.become_password = Some(p),
-            Err(e) => {
-                eprintln!("error: --ask-become-pass needs a terminal ({e})");
-                return ExitCode::from(exit::USAGE);
-            }
-        }
-    }
     let opts = RunOptions {
         check: args.check,
         diff: args.diff,
-        forks: args.forks as usize,
+        forks: args.forks.forks as usize,
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
         extra_vars: extra,

@@ -19,16 +19,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rookery_inventory::{Host, Inventory};
 use rookery_proto::{
     CheckStatus, DeviceOutcome, Event, PrepareAction, PrepareRequest, ReadinessCheck,
     ReadinessRequest, Request, Response,
 };
-use rookery_transport::{AgentBinary, ConnectOptions, Connector};
+use rookery_transport::Connector;
 use serde::Serialize;
 
+use crate::connect::{BecomeArgs, ConnectArgs, ForksArgs, connect_options};
 use crate::exit;
 use crate::output::{Output, OutputFormat};
 use crate::probe::{error_chain, gather};
@@ -75,30 +75,15 @@ pub struct PrepareArgs {
     /// The cluster needs lvm2 on nodes (encryption, metadataDevice, osdsPerDevice > 1).
     #[arg(long)]
     pub need_lvm: bool,
-    /// How many hosts at once.
-    #[arg(long, short = 'f', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub forks: u32,
-    /// Record unknown host keys in known_hosts instead of refusing them.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// known_hosts file for this inventory.
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// OpenSSH client config to read instead of ~/.ssh/config.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// The rookery-agent binary to run on hosts.
-    #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
-    /// Seconds allowed for TCP connect, SSH handshake and authentication.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    pub connect_timeout: u64,
+    #[command(flatten)]
+    pub forks: ForksArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Seconds of silence allowed from a host's agent (a wipe reports progress per step).
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
-    /// Ask once for the sudo password used by hosts with `ansible_become`.
-    #[arg(long, short = 'K')]
-    pub ask_become_pass: bool,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
 }
 
 /// What happened on one host.
@@ -135,30 +120,9 @@ fn load(args: &PrepareArgs) -> Result<(Inventory, Vec<Host>), (u8, String)> {
 }
 
 fn connector(args: &PrepareArgs) -> Result<Connector, (u8, String)> {
-    let agent = AgentBinary::locate(args.agent_binary.as_deref())
-        .map_err(|e| (exit::ERROR, error_chain(&e)))?;
-    let mut opts = ConnectOptions::new(agent);
-    opts.accept_new_host_keys = args.accept_new_host_keys;
-    opts.known_hosts = args.known_hosts.clone();
-    opts.ssh_config = args.ssh_config.clone();
-    opts.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    opts.command_timeout = Duration::from_secs(args.timeout.max(1));
-    opts.interactive = std::io::stdin().is_terminal();
-    if args.ask_become_pass {
-        let p = rookery_transport::prompt_secret("BECOME password: ").map_err(|e| {
-            (
-                exit::USAGE,
-                format!(
-                    "--ask-become-pass needs a terminal ({e}); set ansible_become_password instead"
-                ),
-            )
-        })?;
-        opts.become_password = Some(p);
-    }
-    Ok(Connector::new(opts))
+    connect_options(&args.connect, args.timeout, &args.become_).map(Connector::new)
 }
 
-/// Asks on the terminal; only an exact "yes" consents.
 fn confirm(text: &str) -> bool {
     eprint!("{text}");
     let _ = std::io::stderr().flush();
@@ -412,7 +376,7 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     let probes = gather(
         &connector,
         &host_refs,
-        args.forks as usize,
+        args.forks.forks as usize,
         args.include_loop,
         &mut |_| {},
     )
@@ -495,7 +459,7 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     };
 
     if plan_ok {
-        let sem = Arc::new(tokio::sync::Semaphore::new(args.forks.max(1) as usize));
+        let sem = Arc::new(tokio::sync::Semaphore::new(args.forks.forks.max(1) as usize));
         let mut set = tokio::task::JoinSet::new();
         for plan in plans.iter().cloned() {
             let Some(host) = hosts.iter().find(|h| h.name == plan.host).cloned() else {

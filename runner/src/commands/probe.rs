@@ -6,18 +6,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use rookery_inventory::{ConnectionKind, Inventory};
-use rookery_transport::{AgentBinary, ConnectOptions, Connector};
+use rookery_transport::Connector;
 
+use crate::connect::{BecomeArgs, ConnectArgs, ForksArgs};
 use crate::exit;
 use crate::output::{Output, OutputFormat};
 use crate::probe::{ProbeReportJson, Recap, gather};
 use crate::report::{Style, host_section, recap};
 
-/// Default parallelism. Probing is I/O-bound and one connection costs a socket and a few
-/// hundred KiB, so all hosts of a typical cluster go at once (Ansible's 5 is why its fact
-/// gathering is slow); 100 stays well inside the usual `ulimit -n` of 1024 and sshd's
-/// `MaxStartups` through a shared bastion.
-pub const DEFAULT_FORKS: u32 = 100;
+pub use crate::connect::DEFAULT_FORKS;
 
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
@@ -28,36 +25,18 @@ pub struct ProbeArgs {
     /// `a:!b`).
     #[arg(long, short = 'l', value_name = "PATTERN")]
     pub limit: Option<String>,
-    /// How many hosts to probe at once.
-    #[arg(long, short = 'f', default_value_t = DEFAULT_FORKS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub forks: u32,
-    /// Record unknown host keys in known_hosts instead of refusing them (changed keys are
-    /// always refused).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// known_hosts file for this inventory (checked instead of ~/.ssh/known_hosts, and
-    /// where new keys are recorded).
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// OpenSSH client config to read instead of ~/.ssh/config.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub forks: ForksArgs,
     /// Report loop devices too (tests use loop devices over sparse files).
     #[arg(long)]
     pub include_loop: bool,
-    /// The rookery-agent binary to run on hosts (default: $ROOKERY_AGENT, then next to
-    /// rookery).
-    #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
-    /// Seconds allowed for TCP connect, SSH handshake and authentication.
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    pub connect_timeout: u64,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Seconds of silence allowed from a host's agent (start-up and each request).
     #[arg(long, value_name = "S", default_value_t = 60)]
     pub timeout: u64,
-    /// Ask once for the sudo password used by hosts with `ansible_become`.
-    #[arg(long, short = 'K')]
-    pub ask_become_pass: bool,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
 }
 
 pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
@@ -87,13 +66,14 @@ pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
         }
         return ExitCode::from(exit::OK);
     }
-    let agent = match AgentBinary::locate(args.agent_binary.as_deref()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {}", crate::probe::error_chain(&e));
-            return ExitCode::from(exit::ERROR);
+    let mut opts = match args.connect.options(args.timeout) {
+        Ok(o) => o,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(code);
         }
     };
+    let agent = &opts.agent;
     let any_ssh = hosts
         .iter()
         .any(|h| h.connection.kind == ConnectionKind::Ssh);
@@ -115,23 +95,9 @@ pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
             }
         }
     }
-    let mut opts = ConnectOptions::new(agent);
-    opts.accept_new_host_keys = args.accept_new_host_keys;
-    opts.known_hosts = args.known_hosts.clone();
-    opts.ssh_config = args.ssh_config.clone();
-    opts.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    opts.command_timeout = Duration::from_secs(args.timeout.max(1));
-    opts.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    if args.ask_become_pass {
-        match rookery_transport::prompt_secret("BECOME password: ") {
-            Ok(p) => opts.become_password = Some(p),
-            Err(e) => {
-                eprintln!(
-                    "error: --ask-become-pass needs a terminal ({e}); set ansible_become_password instead"
-                );
-                return ExitCode::from(exit::USAGE);
-            }
-        }
+    if let Err((code, msg)) = args.become_.apply(&mut opts) {
+        eprintln!("error: {msg}");
+        return ExitCode::from(code);
     }
     let connector = Connector::new(opts);
 
@@ -156,7 +122,7 @@ pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
     let work = gather(
         &connector,
         &hosts,
-        args.forks as usize,
+        args.forks.forks as usize,
         args.include_loop,
         &mut on_result,
     );

@@ -15,15 +15,16 @@ use crate::output::{Output, OutputFormat};
 /// Write every manifest of a stack, numbered in apply order, into a directory.
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
+    // StackArgs ends with its "With --probe" heading; the flags below set theirs back.
     #[command(flatten)]
     pub input: StackArgs,
     /// Directory to write `NN-<name>.yaml` files into (created if missing). `-o` is the
     /// global output format, hence the long name.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = None::<&str>)]
     pub out_dir: PathBuf,
     /// Put credential values into the rendered Secrets (base64). Without it, Secrets carry
     /// an annotation naming the source instead of the value.
-    #[arg(long)]
+    #[arg(long, help_heading = None::<&str>)]
     pub show_secrets: bool,
 }
 
