@@ -160,3 +160,63 @@ fn corrupted_agent_is_detected_and_replaced() {
         assert_eq!(sha256(&remote), sha, "{damage}: the good agent is back");
     }
 }
+
+/// Become with a password on first contact: the upload channel stores the agent and then runs
+/// it through `sudo -S`, answering the prompt on that same channel.
+#[test]
+fn upload_then_sudo_with_password_on_one_channel() {
+    if !ready() {
+        return;
+    }
+    const PW: &str = "x-Rk-3";
+    let user = ensure_user("rkt-uploadpw", PW, Sudo::Password).unwrap();
+    let lab = SshLab::start(1).unwrap();
+    let kh = lab.known_hosts("kh", &[0]).unwrap();
+    let probe = |pw: &str| {
+        let inv = lab
+            .inventory(
+                "inv.yaml",
+                &[lab.host_entry(
+                    "n",
+                    lab.hosts[0].port,
+                    &user.name,
+                    &[
+                        "ansible_become: true",
+                        &format!("ansible_become_password: {pw}"),
+                    ],
+                )],
+            )
+            .unwrap();
+        run_probe_json(
+            lab.rookery()
+                .arg("probe")
+                .arg("-i")
+                .arg(&inv)
+                .arg("--known-hosts")
+                .arg(&kh),
+        )
+        .unwrap()
+    };
+    let sha = sha256(&agent_binary());
+    let remote = user.agent_dir().join(format!("agent-{sha}"));
+
+    // Wrong password right after an upload: a become error, and the agent is stored anyway.
+    let _ = std::fs::remove_dir_all(user.agent_dir());
+    let bad = probe("wrong-pw");
+    assert_ne!(bad.status("n"), "ok", "{bad}");
+    assert!(bad.to_string().contains("rejected"), "{bad}");
+    assert!(remote.exists(), "agent at {}", remote.display());
+
+    let _ = std::fs::remove_dir_all(user.agent_dir());
+    let first = probe(PW);
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(first.host("n")["agent_uploaded"], true, "{first}");
+    assert_eq!(sha256(&remote), sha);
+    assert_eq!(mode(&user.agent_dir()), 0o700, "private directory");
+    assert!(!lab.hosts[0].log().contains(PW));
+    assert!(!first.to_string().contains(PW));
+
+    let second = probe(PW);
+    assert_eq!(second.code, Some(0), "{second}");
+    assert_eq!(second.host("n")["agent_uploaded"], false, "{second}");
+}

@@ -165,7 +165,7 @@ pub(crate) async fn connect(
                 host: host.to_string(),
                 detail,
             },
-            StartError::Failed(detail) => ConnectError::AgentStart {
+            StartError::Failed(detail) | StartError::Upload(detail) => ConnectError::AgentStart {
                 host: host.to_string(),
                 detail: format!("{program}: {detail}"),
             },

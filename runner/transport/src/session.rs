@@ -67,6 +67,7 @@ pub(crate) struct AgentProcess {
 }
 
 /// sudo's password prompt (a per-connection nonce) and the password to answer it with.
+#[derive(Clone)]
 pub(crate) struct BecomePrompt {
     pub prompt: String,
     pub password: String,
@@ -77,6 +78,8 @@ pub(crate) struct BecomePrompt {
 pub(crate) enum StartError {
     /// The bootstrap said the agent is missing or corrupt (exit 86/87): upload and retry.
     NeedUpload(String),
+    /// The upload script failed (exit 85): the detail is its stderr.
+    Upload(String),
     Become(String),
     Failed(String),
     Timeout(Duration),
@@ -624,6 +627,13 @@ fn classify_exit(status: Option<ExitInfo>, tail: &StderrTail, noise: &[u8]) -> S
         return StartError::NeedUpload(
             "the agent is not on the host or its checksum is wrong".into(),
         );
+    }
+    if code == Some(crate::ssh::bootstrap::EXIT_UPLOAD_FAILED) {
+        return StartError::Upload(if err.is_empty() {
+            "the upload script failed".into()
+        } else {
+            err
+        });
     }
     if code == Some(EXIT_SELF_CHECK_FAILED) {
         return StartError::NeedUpload("the agent's self-check found a corrupt binary".into());

@@ -1,6 +1,6 @@
 //! Getting the agent running over SSH: the one-exec hot path (verify the cached, sha256-named
-//! binary and `exec` it, or `exit 86`), and the upload on a second channel when it is missing
-//! or corrupt. The agent lives in `/var/lib/rookery` for root logins and in the user's
+//! binary and `exec` it, or `exit 86`), and, when it is missing or corrupt, the upload on a
+//! second channel that `exec`s the fresh agent too, so that channel becomes the agent's. The agent lives in `/var/lib/rookery` for root logins and in the user's
 //! `${XDG_CACHE_HOME:-$HOME/.cache}/rookery` otherwise, in a directory created 0700 and owned
 //! by the login user (checked with `test -O`), so nobody else can swap the binary.
 
@@ -46,10 +46,14 @@ pub(crate) fn command(script: &str) -> String {
     format!("exec /bin/sh -c {}", sq(script))
 }
 
-/// The hot path: one exec, no upload. Exits 86 when the agent must be uploaded.
-pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
+/// Exit status of the upload script when the upload itself failed (directory, write,
+/// checksum, rename); its stderr says why.
+pub(crate) const EXIT_UPLOAD_FAILED: i32 = 85;
+
+/// `exec`s the agent at `$p` as the login user or, with become, through sudo.
+fn exec_agent(become_: &BecomeMode) -> String {
     let serve = "\"$p\" serve --expect-sha256 \"$H\"";
-    let exec = match become_ {
+    match become_ {
         BecomeMode::None => format!("exec {serve}"),
         BecomeMode::Sudo { prompt, user } => {
             let how = match prompt {
@@ -66,31 +70,46 @@ pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
                 format!("if [ -n \"$R\" ]; then exec {serve}; else {sudo}; fi")
             }
         }
-    };
+    }
+}
+
+/// The hot path: one exec, no upload. Exits 86 when the agent must be uploaded.
+pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
     format!(
         "{}if [ -O \"$d\" ] && [ -x \"$p\" ] && {{ ! command -v sha256sum >/dev/null 2>&1 || \
-         echo \"$H  $p\" | sha256sum -c >/dev/null 2>&1; }}; then {exec}; fi; exit {}",
+         echo \"$H  $p\" | sha256sum -c >/dev/null 2>&1; }}; then {}; fi; exit {}",
         locate(sha),
+        exec_agent(become_),
         rookery_proto::EXIT_NEED_UPLOAD
     )
 }
 
-/// Writes stdin to a temp file beside the target, verifies it, and renames it into place.
+/// The upload, on the channel that then becomes the agent's: reads exactly `len` bytes of
+/// stdin into a temp file beside the target, checks size and sha256, renames it into place
+/// and `exec`s it like the hot path, so the rest of stdin (the become password, then the
+/// protocol) goes to sudo and the agent. The runner writes nothing after the `len` bytes
+/// until sudo's prompt or the agent's marker appears, so `head` cannot read ahead into it.
 /// Agents of other versions untouched for 30 days are removed on the way (an old rookery
-/// that still needs one simply uploads it again).
-pub(crate) fn upload_script(sha: &str) -> String {
+/// that still needs one simply uploads it again). Exits [`EXIT_UPLOAD_FAILED`] when the upload
+/// fails, and 86 when the fresh agent still cannot be run.
+pub(crate) fn upload_script(sha: &str, len: usize, become_: &BecomeMode) -> String {
+    let fail = EXIT_UPLOAD_FAILED;
     format!(
         "{}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
-         {{ echo \"rookery: cannot create the private directory $d\" >&2; exit 1; }}; \
+         {{ echo \"rookery: cannot create the private directory $d\" >&2; exit {fail}; }}; \
          find \"$d\" -name 'agent-*.tmp.*' -mmin +10 -exec rm -f {{}} + 2>/dev/null; \
-         t=\"$p.tmp.$$\"; trap 'rm -f \"$t\"' EXIT HUP INT TERM; \
-         cat > \"$t\" || exit 1; \
+         t=\"$p.tmp.$$\"; trap 'rm -f \"$t\"' EXIT; trap 'exit {fail}' HUP INT TERM; \
+         head -c {len} > \"$t\" || {{ echo \"rookery: cannot write $t\" >&2; exit {fail}; }}; \
+         n=$(wc -c < \"$t\"); [ $n -eq {len} ] 2>/dev/null || \
+         {{ echo \"rookery: received $n of {len} bytes of the agent\" >&2; exit {fail}; }}; \
          if command -v sha256sum >/dev/null 2>&1 && ! echo \"$H  $t\" | sha256sum -c >/dev/null 2>&1; \
-         then echo \"rookery: checksum mismatch after upload to $t\" >&2; exit 1; fi; \
-         chmod 700 \"$t\" && mv -f \"$t\" \"$p\" || exit 1; \
+         then echo \"rookery: checksum mismatch after upload to $t\" >&2; exit {fail}; fi; \
+         chmod 700 \"$t\" && mv -f \"$t\" \"$p\" || exit {fail}; trap - EXIT HUP INT TERM; \
          find \"$d\" -name 'agent-*' ! -name \"agent-$H\" -mtime +30 -exec rm -f {{}} + 2>/dev/null; \
-         echo \"$p\"",
-        locate(sha)
+         if [ -x \"$p\" ]; then {}; fi; exit {}",
+        locate(sha),
+        exec_agent(become_),
+        rookery_proto::EXIT_NEED_UPLOAD
     )
 }
 
@@ -193,66 +212,6 @@ pub(crate) async fn exec_process(
     })
 }
 
-/// Upload the agent bytes with [`upload_script`]. Returns the remote path on success, or a
-/// one-line reason.
-pub(crate) async fn upload(
-    handle: &Handle<super::Client>,
-    sha: &str,
-    bytes: &[u8],
-) -> Result<String, String> {
-    let ch = handle
-        .channel_open_session()
-        .await
-        .map_err(|e| format!("cannot open a channel: {e}"))?;
-    ch.exec(true, command(&upload_script(sha)))
-        .await
-        .map_err(|e| format!("cannot start the upload: {e}"))?;
-    let (mut read, write) = ch.split();
-    // Read concurrently with writing so a chatty rc file cannot stall the channel.
-    let reader = tokio::spawn(async move {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let mut code = None;
-        while let Some(msg) = read.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-                _ => {}
-            }
-        }
-        (out, err, code)
-    });
-    write
-        .data(bytes)
-        .await
-        .map_err(|e| format!("sending the agent failed: {e}"))?;
-    write
-        .eof()
-        .await
-        .map_err(|e| format!("finishing the upload failed: {e}"))?;
-    let (out, err, code) = reader
-        .await
-        .map_err(|e| format!("upload reader task failed: {e}"))?;
-    drop(write);
-    let err = String::from_utf8_lossy(&err).trim().to_string();
-    match code {
-        Some(0) => {
-            let out = String::from_utf8_lossy(&out);
-            Ok(out.lines().last().unwrap_or_default().trim().to_string())
-        }
-        Some(c) => Err(format!(
-            "the upload script exited with {c}{}",
-            if err.is_empty() {
-                String::new()
-            } else {
-                format!(": {err}")
-            }
-        )),
-        None => Err("the upload channel closed without an exit status".into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,7 +235,15 @@ mod tests {
                     user: Some("o'brien".into()),
                 },
             ),
-            upload_script(&sha),
+            upload_script(&sha, 1234, &BecomeMode::None),
+            upload_script(
+                &sha,
+                1234,
+                &BecomeMode::Sudo {
+                    prompt: Some("[x] pw:".into()),
+                    user: Some("o'brien".into()),
+                },
+            ),
         ] {
             let st = std::process::Command::new("sh")
                 .arg("-n")

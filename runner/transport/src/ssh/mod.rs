@@ -14,7 +14,7 @@ use std::time::Duration;
 use rookery_inventory::{ConnectionSpec, StrictHostKeyChecking};
 use russh::client::Handle;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use self::auth::{AuthPlan, KeyStore};
@@ -581,66 +581,89 @@ pub(crate) async fn connect(
         BecomeMode::None
     };
     let sha = opts.agent.sha256();
+    let become_prompt = match (&prompt_text, &password) {
+        (Some(p), Some(pw)) => Some(BecomePrompt {
+            prompt: p.clone(),
+            password: pw.clone(),
+        }),
+        _ => None,
+    };
+    let start_err = |source| ConnectError::Ssh {
+        host: host.to_string(),
+        stage: "starting the agent",
+        source,
+    };
+
+    // The hot path: one exec that runs the cached agent, or exits 86.
     let script = bootstrap::command(&bootstrap::run_script(sha, &mode));
-    let mut uploaded = false;
-    loop {
-        let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script.clone())
-            .await
-            .map_err(|source| ConnectError::Ssh {
+    let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
+        .await
+        .map_err(start_err)?;
+    let why = match session::start(
+        host,
+        proc,
+        become_prompt.clone(),
+        false,
+        opts.command_timeout,
+    )
+    .await
+    {
+        Ok(s) => return Ok(s),
+        Err(StartError::NeedUpload(why)) => why,
+        Err(e) => return Err(map_start_error(host, sha, e)),
+    };
+
+    // The upload: one more exec, whose script stores the agent and then `exec`s it, so this
+    // channel becomes the agent's. Nothing else is written until sudo's prompt or the agent's
+    // marker appears (`session::start` sends Hello only after the marker), so `head -c N`
+    // on the far end cannot read past the agent's bytes.
+    tracing::debug!("{host}: uploading the agent: {why}");
+    let bytes = opts.agent.bytes();
+    let script = bootstrap::command(&bootstrap::upload_script(sha, bytes.len(), &mode));
+    let mut proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
+        .await
+        .map_err(start_err)?;
+    let sent = tokio::time::timeout(opts.command_timeout, async {
+        proc.stdin.write_all(bytes).await?;
+        proc.stdin.flush().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        // The script ended early (no space, no directory...): its exit status and stderr,
+        // read by `session::start`, say why.
+        Ok(Err(e)) => tracing::debug!("{host}: sending the agent stopped: {e}"),
+        Err(_) => {
+            return Err(ConnectError::Timeout {
                 host: host.to_string(),
-                stage: "starting the agent",
-                source,
-            })?;
-        let become_prompt = match (&prompt_text, &password) {
-            (Some(p), Some(pw)) => Some(BecomePrompt {
-                prompt: p.clone(),
-                password: pw.clone(),
-            }),
-            _ => None,
-        };
-        match session::start(host, proc, become_prompt, uploaded, opts.command_timeout).await {
-            Ok(s) => return Ok(s),
-            Err(StartError::NeedUpload(why)) if !uploaded => {
-                tracing::debug!("{host}: uploading the agent: {why}");
-                let bytes = opts.agent.bytes();
-                match tokio::time::timeout(
-                    opts.command_timeout,
-                    bootstrap::upload(&handle, sha, bytes),
-                )
-                .await
-                {
-                    Ok(Ok(path)) => tracing::debug!("{host}: agent uploaded to {path}"),
-                    Ok(Err(detail)) => {
-                        return Err(ConnectError::AgentUpload {
-                            host: host.to_string(),
-                            path: format!("agent-{sha}"),
-                            detail,
-                        });
-                    }
-                    Err(_) => {
-                        return Err(ConnectError::Timeout {
-                            host: host.to_string(),
-                            what: format!("uploading the agent ({} bytes)", bytes.len()),
-                            after: opts.command_timeout,
-                        });
-                    }
-                }
-                uploaded = true;
-            }
-            Err(e) => return Err(map_start_error(host, e)),
+                what: format!("uploading the agent ({} bytes)", bytes.len()),
+                after: opts.command_timeout,
+            });
         }
     }
+    session::start(host, proc, become_prompt, true, opts.command_timeout)
+        .await
+        .map_err(|e| match e {
+            StartError::NeedUpload(why) => ConnectError::AgentStart {
+                host: host.to_string(),
+                detail: format!("{why}, even right after uploading it (noexec mount? no space?)"),
+            },
+            e => map_start_error(host, sha, e),
+        })
 }
 
-fn map_start_error(host: &str, e: StartError) -> ConnectError {
+fn map_start_error(host: &str, sha: &str, e: StartError) -> ConnectError {
     let host = host.to_string();
     match e {
-        StartError::NeedUpload(why) => ConnectError::AgentStart {
+        StartError::NeedUpload(detail) | StartError::Failed(detail) => {
+            ConnectError::AgentStart { host, detail }
+        }
+        StartError::Upload(detail) => ConnectError::AgentUpload {
             host,
-            detail: format!("{why}, even right after uploading it (noexec mount? no space?)"),
+            path: format!("agent-{sha}"),
+            detail,
         },
         StartError::Become(detail) => ConnectError::BecomeFailed { host, detail },
-        StartError::Failed(detail) => ConnectError::AgentStart { host, detail },
         StartError::Timeout(after) => ConnectError::Timeout {
             host,
             what: "starting the agent".into(),
