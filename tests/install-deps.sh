@@ -28,3 +28,8 @@ fi
 
 # QEMU, debootstrap and Vagrant for the VM lab tests (tests/vmlab/).
 "$(dirname "$0")/vmlab/install-host-deps.sh"
+
+# The real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)
+# and Velero + its AWS plugin + a fake S3, built from the Go module proxy into a cache outside
+# the repository (tests/kube/build.sh; cached builds are skipped).
+"$(dirname "$0")/kube/build.sh"
