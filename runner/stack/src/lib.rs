@@ -11,6 +11,7 @@ pub mod credential;
 pub mod findings;
 pub mod hosts;
 pub mod model;
+pub mod namespaces;
 pub mod render;
 pub mod timefmt;
 pub mod validate;
@@ -19,3 +20,4 @@ pub mod yaml;
 
 pub use findings::{Finding, Severity};
 pub use model::Stack;
+pub use namespaces::Namespaces;
