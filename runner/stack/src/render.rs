@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::bundle::{Bundle, BundleError, LockedFile};
 use crate::credential::{CredentialRef, Resolved};
 use crate::hosts::PlannedCluster;
-use crate::model::{ROOK_NAMESPACE, Stack, VELERO_NAMESPACE};
+use crate::model::Stack;
+use crate::namespaces::DEFAULT_VELERO_NAMESPACE;
 use crate::validate::chosen_key_type;
 use crate::versions;
 
@@ -323,7 +324,8 @@ pub fn render(
 ) -> Result<Vec<Manifest>, RenderError> {
     let mut r = Renderer::new()?;
     r.allow_missing_bundle = opts.allow_missing_bundle;
-    let ns = stack.namespace.as_str();
+    let namespaces = stack.namespaces();
+    let ns = namespaces.cluster.as_str();
 
     // 1-2. Snapshot CRDs and controller (k8s-facts §1 steps 1-2, §6).
     for f in bundle.files_under("external-snapshotter-") {
@@ -427,7 +429,7 @@ pub fn render(
     }
 
     // 7. StorageClasses, then the VolumeSnapshotClass.
-    let provisioner = format!("{ROOK_NAMESPACE}.cephfs.csi.ceph.com");
+    let provisioner = namespaces.cephfs_driver();
     for sc in &stack.storage_classes {
         r.template(
             Stage::StorageClasses,
@@ -480,6 +482,7 @@ pub fn render(
 
 fn secret_ctx(
     name: &str,
+    namespace: &str,
     key: &str,
     reference: &CredentialRef,
     object: &str,
@@ -488,7 +491,7 @@ fn secret_ctx(
     if !opts.show_secrets {
         return Ok((
             json!({
-                "name": name, "namespace": VELERO_NAMESPACE, "key": key,
+                "name": name, "namespace": namespace, "key": key,
                 "redacted": true, "source": format!("{key} from {reference}"), "value": null,
             }),
             false,
@@ -511,7 +514,7 @@ fn secret_ctx(
     };
     Ok((
         json!({
-            "name": name, "namespace": VELERO_NAMESPACE, "key": key,
+            "name": name, "namespace": namespace, "key": key,
             "redacted": false, "source": reference.to_string(), "value": value,
         }),
         true,
@@ -524,7 +527,8 @@ fn render_velero(
     backup: &crate::model::BackupStrategy,
     opts: &RenderOptions,
 ) -> Result<(), RenderError> {
-    let vns = VELERO_NAMESPACE;
+    let namespaces = stack.namespaces();
+    let vns = namespaces.velero.as_str();
     r.template(
         Stage::Velero,
         "namespace",
@@ -539,7 +543,7 @@ fn render_velero(
         json!({ "name": "velero", "namespace": vns }),
         false,
     )?;
-    let crb = if vns == "velero" {
+    let crb = if vns == DEFAULT_VELERO_NAMESPACE {
         "velero".to_string()
     } else {
         format!("velero-{vns}")
@@ -573,7 +577,7 @@ fn render_velero(
                 } else {
                     format!("velero-{}-credentials", l.name)
                 };
-                let (ctx, secret) = secret_ctx(&name, "cloud", reference, &name, opts)?;
+                let (ctx, secret) = secret_ctx(&name, vns, "cloud", reference, &name, opts)?;
                 r.template(
                     Stage::Velero,
                     "secret",
@@ -593,7 +597,7 @@ fn render_velero(
             Some(CredentialRef::Secret(s)) => Some((s.name.clone(), s.key.clone())),
             Some(reference) => {
                 let name = format!("velero-vsl-{}-credentials", l.name);
-                let (ctx, secret) = secret_ctx(&name, "cloud", reference, &name, opts)?;
+                let (ctx, secret) = secret_ctx(&name, vns, "cloud", reference, &name, opts)?;
                 r.template(
                     Stage::Velero,
                     "secret",
@@ -610,7 +614,7 @@ fn render_velero(
         && !matches!(reference, CredentialRef::Secret(_))
     {
         let name = "velero-repo-credentials";
-        let (ctx, secret) = secret_ctx(name, "repository-password", reference, name, opts)?;
+        let (ctx, secret) = secret_ctx(name, vns, "repository-password", reference, name, opts)?;
         r.template(
             Stage::Velero,
             "secret",

@@ -504,3 +504,75 @@ fn resource_names_do_not_change() {
         assert_eq!(names, upstream);
     }
 }
+
+/// Rookery's own objects follow the stack's namespaces: the CephCluster and filesystems in
+/// the cluster namespace, the StorageClass/VolumeSnapshotClass at the operator-prefixed
+/// Driver with `clusterID` = cluster namespace, every Velero object in Velero's namespace.
+#[test]
+fn rendered_templates_use_the_stack_namespaces() {
+    use rookery_stack::render::{self, RenderOptions, Source};
+    let dir = common::example_dir("lab-3node");
+    let mut stack = common::load_stack(&dir.join("stack.yaml"));
+    stack.namespace = "storage-system".into();
+    stack.operator_namespace = Some("rook-operator".into());
+    stack.backup_strategy.as_mut().unwrap().namespace = "backups".into();
+    let n = stack.namespaces();
+    let hosts = common::hosts_from_facts(&dir.join("facts.json"));
+    let (stack, cluster, findings) =
+        common::plan(stack, &hosts, &dir, rookery_stack::hosts::FactsSource::File);
+    assert!(
+        !rookery_stack::findings::has_errors(&findings),
+        "{findings:#?}"
+    );
+    let b = Bundle::new(common::shared_upstream(), bundle::lock().unwrap());
+    let opts = RenderOptions {
+        show_secrets: false,
+        stack_dir: dir,
+        allow_missing_bundle: false,
+    };
+    let manifests = render::render(&stack, &cluster, &b, &opts).unwrap();
+    let mut velero = 0;
+    let mut secret_namespaces = 0;
+    for m in manifests
+        .iter()
+        .filter(|m| matches!(m.source, Source::Template { .. }))
+    {
+        for d in docs(&m.text) {
+            let k = kind(&d);
+            for (key, v) in d["parameters"].as_object().into_iter().flatten() {
+                if key.ends_with("-secret-namespace") {
+                    secret_namespaces += 1;
+                    assert_eq!(v, "storage-system", "{k} {key}");
+                }
+            }
+            match k {
+                "CephCluster" | "CephFilesystem" => {
+                    assert_eq!(namespace(&d), Some("storage-system"), "{k}")
+                }
+                "StorageClass" => {
+                    assert_eq!(d["provisioner"], n.cephfs_driver());
+                    assert_eq!(d["provisioner"], "rook-operator.cephfs.csi.ceph.com");
+                    assert_eq!(d["parameters"]["clusterID"], "storage-system");
+                }
+                "VolumeSnapshotClass" => {
+                    assert_eq!(d["driver"], n.cephfs_driver());
+                    assert_eq!(d["parameters"]["clusterID"], "storage-system");
+                }
+                "Namespace" => assert_eq!(name(&d), "backups"),
+                "ClusterRoleBinding" => {
+                    assert_eq!(name(&d), "velero-backups");
+                    assert_eq!(d["subjects"][0]["namespace"], "backups");
+                }
+                _ => {
+                    velero += 1;
+                    assert_eq!(namespace(&d), Some("backups"), "{k} {}", name(&d));
+                }
+            }
+        }
+    }
+    assert!(velero >= 7, "{velero}");
+    assert_eq!(
+        secret_namespaces, 5,
+        "4 in the StorageClass, 1 in the VolumeSnapshotClass"
+    );
+}
