@@ -205,8 +205,8 @@ const CSI_TYPES: &[&str] = &["rbd", "cephfs", "nfs", "nvmeof"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CurrentNsOnly {
     NotSeen,
-    /// The `- name: ROOK_CURRENT_NAMESPACE_ONLY` line; its `value:` comes next.
-    Named(usize),
+    /// Just after the `- name: ROOK_CURRENT_NAMESPACE_ONLY` line; its `value:` comes next.
+    Named,
     Value(usize, String),
 }
 
@@ -235,7 +235,7 @@ impl FileRewrite<'_> {
         {
             if self.unmarked_namespace && key == "namespace" && prefix == "  " {
                 self.unmarked_seen += 1;
-                if is_dns1123_label(value) {
+                if is_dns1123_label(value) && body == format!("  namespace: {value}") {
                     out.push_str(prefix);
                     out.push_str("namespace: ");
                     out.push_str(&self.ns.cluster);
@@ -355,8 +355,8 @@ impl FileRewrite<'_> {
     fn track_current_ns_only(&mut self, no: usize, body: &str) {
         let t = body.trim();
         if t == "- name: ROOK_CURRENT_NAMESPACE_ONLY" {
-            self.current_ns_only = CurrentNsOnly::Named(no);
-        } else if let CurrentNsOnly::Named(_) = self.current_ns_only
+            self.current_ns_only = CurrentNsOnly::Named;
+        } else if self.current_ns_only == CurrentNsOnly::Named
             && !t.is_empty()
             && !t.starts_with('#')
         {
@@ -543,6 +543,13 @@ mod tests {
         );
         let err = rewrite(path, "metadata:\n  name: x\n", &ns("st", "op")).unwrap_err();
         assert!(err.to_string().contains("found 0"), "{err}");
+        // Anything but the bare line would lose bytes: refused.
+        let err = rewrite(
+            path,
+            "metadata:\n  namespace: rook-ceph # x\n",
+            &ns("st", "op"),
+        );
+        assert!(err.unwrap_err().to_string().contains(":2:"));
     }
 
     #[test]
