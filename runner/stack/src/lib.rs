@@ -13,6 +13,7 @@ pub mod desired;
 pub mod findings;
 pub mod hosts;
 pub mod model;
+pub mod namespaces;
 pub mod readiness;
 pub mod render;
 pub mod timefmt;
@@ -22,3 +23,4 @@ pub mod yaml;
 
 pub use findings::{Finding, Severity};
 pub use model::Stack;
+pub use namespaces::Namespaces;

@@ -16,7 +16,8 @@ use crate::bundle::{Bundle, BundleError, LockedFile};
 use crate::credential::CredentialRef;
 use crate::desired::{DesiredObject, DesiredState, ObjectError, SecretItem, Source, Stage};
 use crate::hosts::PlannedCluster;
-use crate::model::{ROOK_NAMESPACE, Stack, VELERO_NAMESPACE};
+use crate::model::Stack;
+use crate::namespaces::{self, DEFAULT_VELERO_NAMESPACE, Namespaces};
 use crate::readiness::Readiness;
 use crate::validate::chosen_key_type;
 use crate::versions;
@@ -116,6 +117,8 @@ pub enum RenderError {
     Object(#[from] ObjectError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::RewriteError),
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,7 @@ pub struct RenderOptions {
 struct Renderer<'a> {
     hb: Handlebars<'a>,
     allow_missing_bundle: bool,
+    namespaces: Namespaces,
     out: DesiredState,
 }
 
@@ -148,6 +152,7 @@ impl<'a> Renderer<'a> {
         Ok(Renderer {
             hb,
             allow_missing_bundle: false,
+            namespaces: Namespaces::upstream(),
             out: DesiredState::default(),
         })
     }
@@ -211,6 +216,9 @@ impl<'a> Renderer<'a> {
             }
             Err(e) => return Err(e.into()),
         };
+        // Rook's files name their namespaces; move them where the stack says, by Rook's own
+        // markers, after the hash check (an identity for `rook-ceph`).
+        let text = namespaces::rewrite(&file.path, &text, &self.namespaces)?;
         let docs =
             crate::yaml::parse_documents(&text, Path::new(&file.path)).map_err(|source| {
                 RenderError::BundleYaml {
@@ -240,7 +248,9 @@ pub fn render(
 ) -> Result<DesiredState, RenderError> {
     let mut r = Renderer::new()?;
     r.allow_missing_bundle = opts.allow_missing_bundle;
-    let ns = stack.namespace.as_str();
+    r.namespaces = stack.namespaces();
+    let namespaces = r.namespaces.clone();
+    let ns = namespaces.cluster.as_str();
 
     // 1-2. Snapshot CRDs and controller (k8s-facts §1 steps 1-2, §6).
     for f in bundle.files_under("external-snapshotter-") {
@@ -248,6 +258,15 @@ pub fn render(
     }
     // 3-4. Rook: crds, common, csi-operator, operator — lock order (k8s-pitfalls §1); their
     // CRDs move to the CRD stage, so operator.yaml's csi.ceph.io objects always find them.
+    // common.yaml creates only the cluster's namespace; a separate operator namespace is
+    // created first (Rook's "Using alternate namespaces", rook-velero-facts-2 §1).
+    if namespaces.separate_operator() {
+        r.template(
+            Stage::Namespaces,
+            "namespace",
+            json!({ "name": namespaces.operator }),
+        )?;
+    }
     for f in bundle.files_under("rook-") {
         r.bundle_file(Stage::RookOperator, bundle, f)?;
     }
@@ -339,7 +358,7 @@ pub fn render(
     }
 
     // 7. StorageClasses, then the VolumeSnapshotClass.
-    let provisioner = format!("{ROOK_NAMESPACE}.cephfs.csi.ceph.com");
+    let provisioner = namespaces.cephfs_driver();
     for sc in &stack.storage_classes {
         r.template(
             Stage::StorageClasses,
@@ -392,6 +411,7 @@ pub fn mds_deployments(fs: &str, mds: &crate::model::MetadataServerConfig) -> Ve
 /// resolved into a request or an explicitly requested file.
 fn secret(
     r: &mut Renderer<'_>,
+    namespace: &str,
     name: &str,
     key: &str,
     reference: &CredentialRef,
@@ -401,7 +421,7 @@ fn secret(
         Stage::Velero,
         "secret",
         json!({
-            "name": name, "namespace": VELERO_NAMESPACE,
+            "name": name, "namespace": namespace,
             "source": format!("{key} from {reference}"),
         }),
     )?;
@@ -418,14 +438,15 @@ fn render_velero(
     stack: &Stack,
     backup: &crate::model::BackupStrategy,
 ) -> Result<(), RenderError> {
-    let vns = VELERO_NAMESPACE;
+    let vns = r.namespaces.velero.clone();
+    let vns = vns.as_str();
     r.template(Stage::Velero, "namespace", json!({ "name": vns }))?;
     r.template(
         Stage::Velero,
         "serviceaccount",
         json!({ "name": "velero", "namespace": vns }),
     )?;
-    let crb = if vns == "velero" {
+    let crb = if vns == DEFAULT_VELERO_NAMESPACE {
         "velero".to_string()
     } else {
         format!("velero-{vns}")
@@ -457,7 +478,7 @@ fn render_velero(
                 } else {
                     format!("velero-{}-credentials", l.name)
                 };
-                secret(r, &name, "cloud", reference, false)?;
+                secret(r, vns, &name, "cloud", reference, false)?;
                 Some((name, "cloud".to_string()))
             }
         };
@@ -470,7 +491,7 @@ fn render_velero(
             Some(CredentialRef::Secret(s)) => Some((s.name.clone(), s.key.clone())),
             Some(reference) => {
                 let name = format!("velero-vsl-{}-credentials", l.name);
-                secret(r, &name, "cloud", reference, false)?;
+                secret(r, vns, &name, "cloud", reference, false)?;
                 Some((name, "cloud".to_string()))
             }
         };
@@ -482,6 +503,7 @@ fn render_velero(
         // A password is one line; a credentials file keeps its bytes.
         secret(
             r,
+            vns,
             "velero-repo-credentials",
             "repository-password",
             reference,
