@@ -105,6 +105,12 @@ pub struct CephClusterConfig {
     /// Beyond the seed: Rook's `mon.allowMultiplePerNode`. Default false.
     #[serde(default)]
     pub allow_multiple_per_node: bool,
+    /// Beyond the seed: Ceph health checks (e.g. `MON_DISK_LOW`) that may stay in HEALTH_WARN
+    /// while `apply` still counts the cluster healthy. The `AUTH_INSECURE_*` warnings of the
+    /// `aes` CSI key type, and `POOL_NO_REDUNDANCY` for size-1 pools, are accepted without
+    /// being listed (Rookery chose them; the reason is shown). Default: none.
+    #[serde(default)]
+    pub accept_health_warnings: Vec<String>,
     pub storage: StorageConfig,
 }
 
