@@ -110,6 +110,7 @@ pub struct KubeClusterBuilder {
     nodes: Vec<String>,
     controllers: bool,
     timeout: Duration,
+    extra_args: Vec<(String, String)>,
 }
 
 impl KubeClusterBuilder {
@@ -136,6 +137,13 @@ impl KubeClusterBuilder {
         self
     }
 
+    /// One more flag for one component (`etcd`, `kube-apiserver`, `kube-controller-manager`,
+    /// `kube-scheduler`, `kwok`), after the harness's own.
+    pub fn arg(mut self, component: &str, arg: &str) -> Self {
+        self.extra_args.push((component.into(), arg.into()));
+        self
+    }
+
     pub async fn start(self) -> Result<KubeCluster> {
         if !self.controllers && !self.nodes.is_empty() {
             bail!("an api-only cluster cannot have nodes: nothing would make them Ready");
@@ -154,6 +162,7 @@ pub struct KubeCluster {
     kubeconfig: PathBuf,
     ca: PathBuf,
     nodes: Vec<String>,
+    extra_args: Vec<(String, String)>,
     started_in: Duration,
 }
 
@@ -165,6 +174,7 @@ impl KubeCluster {
             nodes: vec![],
             controllers: true,
             timeout: Duration::from_secs(180),
+            extra_args: vec![],
         }
     }
 
@@ -256,6 +266,7 @@ impl KubeCluster {
             kubeconfig: d.join("kubeconfig"),
             ca: d.join("certs/apiserver.crt"),
             nodes: b.nodes.clone(),
+            extra_args: b.extra_args.clone(),
             started_in: Duration::ZERO,
         };
 
@@ -402,6 +413,12 @@ impl KubeCluster {
     }
 
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<()> {
+        cmd.args(
+            self.extra_args
+                .iter()
+                .filter(|(c, _)| c == name)
+                .map(|(_, a)| a),
+        );
         let log = self.dir().join(format!("{name}.log"));
         self.daemons.push(Daemon::spawn(name, cmd, &log)?);
         Ok(())

@@ -326,3 +326,31 @@ async fn the_kubeconfig_verifies_the_ca_and_status_is_a_subresource() {
     .unwrap_err();
     assert!(format!("{err:#}").contains("Sideways"), "{err:#}");
 }
+
+/// Real: etcd and a kube-apiserver that cannot start. Played: none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_dies_fails_the_start_with_its_log() {
+    if !ready() {
+        return;
+    }
+    let t = Instant::now();
+    let err = match KubeCluster::builder()
+        .api_only()
+        .arg("kube-apiserver", "--no-such-flag-rookery")
+        .start()
+        .await
+    {
+        Ok(_) => panic!("an apiserver with an unknown flag started"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("kube-apiserver exited"), "{err}");
+    assert!(
+        err.contains("no-such-flag-rookery"),
+        "the log tail is missing: {err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+}
