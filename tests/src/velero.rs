@@ -152,7 +152,8 @@ impl VeleroServer {
         // HOME keeps the real user's out of the test.
         let home = d.join("home");
         std::fs::create_dir_all(&home)?;
-        let creds = d.join("credentials");
+        // Not `credentials`: Velero makes `$TMPDIR/credentials` a directory of its own.
+        let creds = d.join("aws-credentials");
         std::fs::write(&creds, &opts.credentials)?;
         set_mode(&creds, 0o600)?;
         // Velero runs every executable under --plugin-dir as a plugin: give it exactly one.
