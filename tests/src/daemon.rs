@@ -75,6 +75,32 @@ impl Daemon {
         Ok(())
     }
 
+    /// Poll `check` every 100 ms until it is true, failing when the daemon exits or `within`
+    /// passes; both errors carry the tail of its log.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        check: impl Fn() -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.ensure_running()?;
+            if check() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not {what} within {within:?}; last lines of {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Kill the daemon and its descendants; on failure, the PIDs still alive.
     fn stop(&mut self) -> Vec<u32> {
         let pid = self.child.id();

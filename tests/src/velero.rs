@@ -32,32 +32,6 @@ pub fn missing_prerequisite() -> Option<String> {
     crate::kube::missing_prerequisite().or_else(|| crate::kube::missing_binaries(&BINARIES))
 }
 
-/// Poll `check` every 100 ms until it is true, failing when `daemon` exits or `within` passes;
-/// both errors carry the tail of the daemon's log.
-async fn wait_ready(
-    daemon: &mut Daemon,
-    what: &str,
-    within: Duration,
-    check: impl Fn() -> bool,
-) -> Result<()> {
-    let deadline = Instant::now() + within;
-    loop {
-        daemon.ensure_running()?;
-        if check() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{} did not {what} within {within:?}; last lines of {}:\n{}",
-                daemon.name(),
-                daemon.log_path().display(),
-                daemon.log_tail(40)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// gofakes3 with an in-memory backend and one bucket, on a free loopback port.
 pub struct FakeS3 {
     daemon: Daemon,
@@ -77,10 +51,11 @@ impl FakeS3 {
                 .arg(format!("127.0.0.1:{port}")),
             &dir.path().join("gofakes3.log"),
         )?;
-        wait_ready(&mut daemon, "answer HTTP", Duration::from_secs(30), || {
-            http_get(port, "/").is_some()
-        })
-        .await?;
+        daemon
+            .wait_until("answer HTTP", Duration::from_secs(30), || {
+                http_get(port, "/").is_some()
+            })
+            .await?;
         Ok(FakeS3 {
             daemon,
             port,
@@ -195,10 +170,11 @@ impl VeleroServer {
             &d.join("velero.log"),
         )?;
         // The metrics server starts after the startup checks (namespace, CRDs discoverable).
-        wait_ready(&mut daemon, "serve /metrics", opts.timeout, || {
-            http_get(metrics_port, "/metrics").is_some_and(|(code, _)| code == 200)
-        })
-        .await?;
+        daemon
+            .wait_until("serve /metrics", opts.timeout, || {
+                http_get(metrics_port, "/metrics").is_some_and(|(code, _)| code == 200)
+            })
+            .await?;
         Ok(VeleroServer {
             daemon,
             namespace: opts.namespace.clone(),
