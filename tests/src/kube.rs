@@ -15,6 +15,7 @@
 //! Every process is killed by PID in `Drop` (the newest first). `ROOKERY_KUBE_KEEP=1` keeps the
 //! temp dir with every component's log.
 
+pub mod fake;
 pub mod objects;
 
 use std::io::Read;

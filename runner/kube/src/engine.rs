@@ -32,7 +32,8 @@ pub const FIELD_MANAGER: &str = "rookery";
 pub struct ApplyOptions {
     /// Take over fields another field manager owns.
     pub force_conflicts: bool,
-    /// Wait for each stage to be healthy before the next (default true).
+    /// Wait for each stage to be healthy before the next (default true). CRDs are waited
+    /// for (Established) even without it.
     pub wait: bool,
     /// The whole run's deadline.
     pub timeout: Duration,
@@ -240,6 +241,23 @@ pub async fn server_side_apply(
     }
 }
 
+/// Does `live` already hold every value `body` sets? Then server-side applying `body` would
+/// change nothing, and a converged run can skip the request (the API server's merge of a
+/// large CRD costs far more than the comparison). Lists compare element by element; anything
+/// the server normalised differently simply fails the check and is sent as usual.
+pub fn already_applied(body: &Value, live: &Value) -> bool {
+    match (body, live) {
+        (Value::Object(b), Value::Object(l)) => b
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| already_applied(v, lv))),
+        (Value::Array(b), Value::Array(l)) => {
+            b.len() == l.len() && b.iter().zip(l).all(|(bv, lv)| already_applied(bv, lv))
+        }
+        // An empty map or list in the body may be absent or empty live (omitempty).
+        (b, l) => b == l,
+    }
+}
+
 fn resource_version(v: &Value) -> Option<&str> {
     v.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -282,14 +300,23 @@ pub async fn apply(
 
     // Preflight, read-only: kinds, live objects, immutable fields.
     let installed = kinds_installed_by(desired);
-    for o in &selected {
-        if resolver.resolve(&gvk_of(&o.id)).await?.is_none()
-            && !installed.contains(&(o.id.group().to_string(), o.id.kind.clone()))
-        {
+    let mut kinds: Vec<&ObjectRef> = selected.iter().map(|o| &o.id).collect();
+    kinds.sort_by(|a, b| (&a.api_version, &a.kind).cmp(&(&b.api_version, &b.kind)));
+    kinds.dedup_by(|a, b| a.api_version == b.api_version && a.kind == b.kind);
+    let served: Vec<(&ObjectRef, bool)> = stream::iter(kinds)
+        .map(|id| {
+            let resolver = &resolver;
+            async move { Ok::<_, KubeError>((id, resolver.resolve(&gvk_of(id)).await?.is_some())) }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_collect()
+        .await?;
+    for (id, served) in served {
+        if !served && !installed.contains(&(id.group().to_string(), id.kind.clone())) {
             return Err(KubeError::UnknownKind {
-                object: o.id.to_string(),
-                api_version: o.id.api_version.clone(),
-                kind: o.id.kind.clone(),
+                object: id.to_string(),
+                api_version: id.api_version.clone(),
+                kind: id.kind.clone(),
             });
         }
     }
@@ -448,9 +475,19 @@ async fn run_stages(
             total: stages.len(),
             objects: objects.len(),
         });
-        let results: Vec<Result<Change, KubeError>> = stream::iter(objects.iter())
+        let results: Vec<Result<(Change, Value), KubeError>> = stream::iter(objects.iter())
             .map(|o| async move {
                 let body = request_body(o, set_id, &opts.secrets_base)?;
+                if let Some(before) = live.get(&o.id)
+                    && already_applied(&body, before)
+                {
+                    reporter.event(Event::Applied {
+                        stage,
+                        object: o.id.clone(),
+                        change: Change::Unchanged,
+                    });
+                    return Ok((Change::Unchanged, before.clone()));
+                }
                 let applied =
                     server_side_apply(resolver, &o.id, &body, opts.force_conflicts, false).await?;
                 let change = match live.get(&o.id) {
@@ -465,7 +502,7 @@ async fn run_stages(
                     object: o.id.clone(),
                     change,
                 });
-                Ok(change)
+                Ok((change, applied))
             })
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
@@ -475,11 +512,21 @@ async fn run_stages(
             ..Default::default()
         };
         let mut errors = Vec::new();
+        // What each object looked like right after this stage touched it: the first health
+        // check reads it instead of asking again.
+        let mut seen: HashMap<ObjectRef, Value> = HashMap::new();
         for r in results {
             match r {
-                Ok(Change::Created) => sr.created += 1,
-                Ok(Change::Configured) => sr.configured += 1,
-                Ok(Change::Unchanged) => sr.unchanged += 1,
+                Ok((change, obj)) => {
+                    match change {
+                        Change::Created => sr.created += 1,
+                        Change::Configured => sr.configured += 1,
+                        Change::Unchanged => sr.unchanged += 1,
+                    }
+                    if let Some(id) = object_ref_of(&obj) {
+                        seen.insert(id, obj);
+                    }
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -493,7 +540,8 @@ async fn run_stages(
                 }
             });
         }
-        if opts.wait {
+        // CRDs are always waited for: every later stage needs their kinds served.
+        if opts.wait || stage == Stage::Crds {
             let stage_timeout = opts
                 .stage_timeouts
                 .get(&stage)
@@ -507,7 +555,7 @@ async fn run_stages(
                 stage,
             };
             sr.notes = waiter
-                .wait_all(&objects, stage_deadline, stage_timeout)
+                .wait_all(&objects, &seen, stage_deadline, stage_timeout)
                 .await?;
         }
         sr.seconds = t0.elapsed().as_secs_f64();
@@ -519,6 +567,19 @@ async fn run_stages(
         report.stages.push(sr);
     }
     Ok(report)
+}
+
+/// The identity of an object as the server returned it.
+fn object_ref_of(v: &Value) -> Option<ObjectRef> {
+    Some(ObjectRef {
+        api_version: v.get("apiVersion")?.as_str()?.to_string(),
+        kind: v.get("kind")?.as_str()?.to_string(),
+        name: v.pointer("/metadata/name")?.as_str()?.to_string(),
+        namespace: v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 /// Does `spec` (`Kind/name` or `Kind.group/name`, kind case-insensitive) name `id`?
@@ -707,24 +768,24 @@ async fn prune(
     reporter: &dyn Reporter,
 ) -> Result<Vec<ObjectRef>, KubeError> {
     let candidates = prune_candidates(resolver, desired, set_id, old_gks, old_ns, reporter).await?;
+    let allowed = |c: &PruneCandidate| {
+        c.protected.is_none() || allow_delete.iter().any(|a| names_object(a, &c.object))
+    };
     let refused: Vec<String> = candidates
         .iter()
-        .filter(|c| {
-            c.protected.is_some() && !allow_delete.iter().any(|a| names_object(a, &c.object))
-        })
+        .filter(|c| !allowed(c))
         .map(|c| {
             format!(
-                "{} ({})",
+                "{} in {} ({})",
                 c.object.kind_name(),
+                c.object.namespace.as_deref().unwrap_or("the cluster"),
                 c.protected.as_deref().unwrap_or("")
             )
         })
         .collect();
-    if !refused.is_empty() {
-        return Err(KubeError::PruneProtected(refused));
-    }
+    // What loses no data goes; what could is listed and kept, and the run fails.
     let mut pruned = Vec::new();
-    for c in candidates {
+    for c in candidates.into_iter().filter(|c| allowed(c)) {
         let Some(api) = resolver.api_for(&c.object).await? else {
             continue;
         };
@@ -743,6 +804,12 @@ async fn prune(
         });
         pruned.push(c.object);
     }
+    if !refused.is_empty() {
+        return Err(KubeError::PruneProtected {
+            refused,
+            pruned: pruned.len(),
+        });
+    }
     Ok(pruned)
 }
 
@@ -754,6 +821,23 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn already_applied_is_a_subset_check() {
+        use serde_json::json;
+        let body = json!({"spec": {"replicas": 1, "template": {"containers": [{"name": "a"}]}}});
+        let live = json!({"spec": {"replicas": 1, "progressDeadlineSeconds": 600,
+            "template": {"containers": [{"name": "a", "imagePullPolicy": "Always"}]}},
+            "status": {}});
+        assert!(already_applied(&body, &live));
+        let drifted = json!({"spec": {"replicas": 3, "template": {"containers": [{"name": "a"}]}}});
+        assert!(!already_applied(&body, &drifted));
+        let extra = json!({"spec": {"replicas": 1, "template": {"containers": [{"name": "a"}, {"name": "b"}]}}});
+        assert!(
+            !already_applied(&body, &extra),
+            "a list with another element differs"
+        );
+    }
 
     #[test]
     fn allow_delete_spellings() {

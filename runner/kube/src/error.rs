@@ -123,8 +123,11 @@ pub enum KubeError {
         stage: &'static str,
         errors: Vec<KubeError>,
     },
-    #[error("prune would delete {} protected object(s) ({}); nothing was pruned", .0.len(), .0.join(", "))]
-    PruneProtected(Vec<String>),
+    #[error(
+        "prune kept {} protected object(s) the stack no longer has: {}; {pruned} other object(s) were pruned",
+        .refused.len(), .refused.join(", ")
+    )]
+    PruneProtected { refused: Vec<String>, pruned: usize },
     #[error("cannot store the kubeconfig at `{}`", .path.display())]
     Store {
         path: PathBuf,
@@ -191,7 +194,7 @@ impl KubeError {
                  the details"
                     .into(),
             ),
-            KubeError::PruneProtected(_) => Some(
+            KubeError::PruneProtected { .. } => Some(
                 "review them, then name each one to delete with --allow-delete KIND/NAME \
                  (e.g. --allow-delete CephFilesystem.ceph.rook.io/old-fs)"
                     .into(),

@@ -67,7 +67,7 @@ fn generation_lag(obj: &Value, who: &str) -> Option<Health> {
     let generation = i64_at(obj, &["metadata", "generation"])?;
     match i64_at(obj, &["status", "observedGeneration"]) {
         Some(seen) if seen >= generation => None,
-        Some(seen) => Some(progressing(format!(
+        Some(seen) => Some(no_status(format!(
             "{who} has not acted on generation {generation} yet (observed {seen})"
         ))),
         None => Some(no_status(format!(

@@ -65,15 +65,10 @@ impl Resolver {
         .await
         {
             Ok(Ok(found)) => found,
-            Ok(Err(kube::Error::Api(s))) if s.is_not_found() => return Ok(None),
+            // A group/version the server does not serve answers a plain-text 404.
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => return Ok(None),
             Ok(Err(kube::Error::Discovery(_))) => return Ok(None),
-            Ok(Err(source)) => {
-                return Err(KubeError::Api {
-                    what: "discovery of",
-                    object: label,
-                    source,
-                });
-            }
+            Ok(Err(source)) => return Err(KubeError::from_kube("discovery of", label, source)),
             Err(_) => {
                 return Err(KubeError::RequestTimeout {
                     what: "discovery of",

@@ -180,9 +180,11 @@ fn hint_for(id: &ObjectRef) -> Option<String> {
 impl<'a> Waiter<'a> {
     /// Wait for every object until `deadline`. Returns the notes of objects that became
     /// ready with one (accepted HEALTH_WARN, ...).
+    /// `seen` holds objects as the stage just read or wrote them, used for the first check.
     pub async fn wait_all(
         &self,
         objects: &[&DesiredObject],
+        seen: &std::collections::HashMap<ObjectRef, Value>,
         deadline: tokio::time::Instant,
         stage_timeout: Duration,
     ) -> Result<Vec<(ObjectRef, String)>, KubeError> {
@@ -190,7 +192,7 @@ impl<'a> Waiter<'a> {
         let futs = objects
             .iter()
             .filter(|o| o.readiness != Readiness::Exists)
-            .map(|o| self.wait_one(o, last.clone()));
+            .map(|o| self.wait_one(o, seen.get(&o.id).cloned(), last.clone()));
         match tokio::time::timeout_at(deadline, try_join_all(futs)).await {
             Ok(Ok(notes)) => Ok(notes.into_iter().flatten().collect()),
             Ok(Err(e)) => Err(e),
@@ -218,6 +220,7 @@ impl<'a> Waiter<'a> {
     async fn wait_one(
         &self,
         o: &DesiredObject,
+        mut first: Option<Value>,
         last: Arc<Mutex<BTreeMap<ObjectRef, String>>>,
     ) -> Result<Option<(ObjectRef, String)>, KubeError> {
         let id = &o.id;
@@ -232,7 +235,10 @@ impl<'a> Waiter<'a> {
         };
         set_last("not checked yet");
         loop {
-            let live = get_json(self.resolver, id).await?;
+            let live = match first.take() {
+                Some(v) => Some(v),
+                None => get_json(self.resolver, id).await?,
+            };
             let mut verdict = match &live {
                 None => Health::Progressing {
                     reason: "does not exist (deleted after it was applied?)".into(),
