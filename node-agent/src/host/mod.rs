@@ -8,6 +8,8 @@
 //! node; the reads that must be tied to an open device live with their callers.
 
 mod block;
+#[cfg(test)]
+pub(crate) mod fake;
 mod mounts;
 
 use std::fs::File;

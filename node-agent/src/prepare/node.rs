@@ -316,6 +316,92 @@ fn lv_in_use(node: &Path) -> Option<String> {
 mod tests {
     use super::*;
     use crate::host::Devno;
+    use crate::host::fake::FakeHost;
+
+    /// The probe reports identities the runner plans with; prepare resolves them with the
+    /// same reader, so every identifier the probe gives (a VPD page 0x80 serial with a
+    /// 2-byte length and NUL padding, a NUL-padded NVMe serial, WWNs, diskseq) finds its disk.
+    #[test]
+    fn what_the_probe_reports_is_what_prepare_resolves() {
+        let h = FakeHost::new();
+        h.disk(
+            "sdb",
+            "pci0000:00/0000:00:03.0/host1/target1:0:0/1:0:0:0",
+            "scsi",
+            10 << 30,
+            &[
+                ("dev", "8:16"),
+                ("device/vpd_pg80", "\0\u{80}\0\u{0c}ZA1B2C3D\0\0\0\0"),
+                ("device/wwid", "naa.5000c500a1b2c3d4"),
+                ("diskseq", "17"),
+            ],
+        );
+        h.disk(
+            "nvme0n1",
+            "pci0000:00/0000:00:04.0/nvme/nvme0",
+            "nvme",
+            20 << 30,
+            &[
+                ("dev", "259:0"),
+                ("device/serial", "S5GXNF0R123456\0\0\0\0  "),
+                ("wwid", "eui.002538b111b2c3d4"),
+            ],
+        );
+        let os = h.paths();
+        let facts = os.host_facts(&rookery_proto::ProbeRequest::default());
+        assert_eq!(facts.block_devices.len(), 2);
+        for d in &facts.block_devices {
+            assert!(
+                d.serial.as_deref().is_some_and(|s| !s.contains('\0')),
+                "{:?}",
+                d.serial
+            );
+            let id = DeviceIdentity {
+                path: d.path.clone(),
+                serial: d.serial.clone(),
+                wwn: d.wwn.clone(),
+                by_id: None,
+                size_bytes: d.size_bytes,
+                diskseq: d.diskseq,
+            };
+            let got = resolve(&os, &id).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            assert_eq!(got.name, d.name);
+            assert_eq!(
+                os.disk_at(got.devno.unwrap()).map(|x| x.name),
+                Some(d.name.clone())
+            );
+        }
+        let sdb = &facts
+            .block_devices
+            .iter()
+            .find(|d| d.name == "sdb")
+            .unwrap();
+        assert_eq!(sdb.serial.as_deref(), Some("ZA1B2C3D"));
+        assert_eq!(sdb.diskseq, Some(17));
+        // A plan made before the disk was replaced (another diskseq) does not resolve.
+        let stale = DeviceIdentity {
+            path: sdb.path.clone(),
+            serial: sdb.serial.clone(),
+            wwn: None,
+            by_id: None,
+            size_bytes: sdb.size_bytes,
+            diskseq: Some(16),
+        };
+        assert!(matches!(
+            resolve(&os, &stale),
+            Err(ResolveError::Reattached { .. })
+        ));
+        // A disk named by its path alone does not resolve at all.
+        let bare = DeviceIdentity {
+            serial: None,
+            diskseq: None,
+            ..stale
+        };
+        assert!(matches!(
+            resolve(&os, &bare),
+            Err(ResolveError::PathOnly { .. })
+        ));
+    }
 
     #[test]
     fn ids_compare_loosely() {

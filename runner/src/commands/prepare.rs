@@ -3,14 +3,15 @@
 //!
 //! Flow: probe every host → resolve `rookery_devices` to stable identities → print the plan
 //! → consent (`wipe: true` on the entry AND `--wipe`, or typing "yes" on a terminal after
-//! a list of host/device/id/model/serial/size) → per host: readiness checks, then the
-//! agent's `prepare` (it re-resolves and re-checks everything before writing) → results.
-//! `--check` runs the agent in check mode: the exact per-node verdicts, nothing written.
-//! Every destructive step is appended to the control audit log before and after it
-//! happens (runner lines plus the agent's streamed audit events).
+//! a list of host/device/id/model/serial/size) → per host, the shared prepare flow
+//! ([`rookery_devices::prepare::run_host`]: readiness checks, audit lines for every device
+//! of the plan, the agent's `prepare` bound to the signatures the plan showed, results).
+//! This file only probes, asks, fans out over hosts and prints. `--check` runs the agent in
+//! check mode: the exact per-node verdicts, nothing written, no audit lines.
 //!
 //! Exit codes (bit flags, see exit.rs): 0 every device ok/wiped (or would be, in --check);
-//! 2 a host failed or a wipe did not verify clean; 4 a host was unreachable; 8 the plan has
+//! 2 a host failed (its task included) or a wipe did not verify clean or the control audit
+//! log missed a line; 4 a host was unreachable; 8 the plan has
 //! errors (a named device is missing or ambiguous — then nothing is done on any host) or a
 //! device was refused or still needs consent; 65 bad `rookery_devices` in the inventory;
 //! 64 usage. Readiness failures are reported but do not change the exit code.
