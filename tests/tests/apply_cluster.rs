@@ -8,6 +8,8 @@
 //! and Schedule phases) — see `rookery_tests::kube::fake`; they write the real status fields
 //! of the real CRDs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -219,7 +221,7 @@ async fn lab_stack_applies_waits_and_converges() {
     .map(|s| {
         first
             .stderr
-            .find(&format!("{s}"))
+            .find(s)
             .unwrap_or_else(|| panic!("stage {s} not reported"))
     })
     .collect();

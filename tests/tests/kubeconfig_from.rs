@@ -6,6 +6,8 @@
 //! needed: `diff` only reads and dry-runs). Played: nothing; there is no K3s here, so the
 //! apiserver's own admin kubeconfig is written where K3s would write its `k3s.yaml`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 
