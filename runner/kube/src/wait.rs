@@ -1,5 +1,6 @@
-//! Waiting for a stage's objects to be healthy: each object is polled (immediately, then
-//! backing off to 2 s) and judged by [`crate::health::assess`]. A terminal failure ends the
+//! Waiting for a stage's objects to be healthy: each object is judged by
+//! [`crate::health::assess`] as soon as it was applied, then again on every change a watch
+//! delivers (and once a second for what depends on time). A terminal failure ends the
 //! stage at once with the controller's own words; a timeout names every object still not
 //! ready with its last state. While an object has no status from its controller, the
 //! controller itself is checked, so "the Rook operator is not running" is said instead of
@@ -9,8 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use futures::future::try_join_all;
 use kube::api::ListParams;
+use kube::runtime::{WatchStreamExt, watcher};
 use rookery_stack::desired::{DesiredObject, DesiredState, ObjectRef, Stage};
 use rookery_stack::readiness::Readiness;
 use serde_json::Value;
@@ -24,6 +27,8 @@ use crate::resolve::Resolver;
 const LIVENESS_AFTER: Duration = Duration::from_secs(8);
 /// After this long not available, look at a Deployment's pods for the reason.
 const PODS_AFTER: Duration = Duration::from_secs(3);
+/// How often to ask again why something is stuck (controller, pods).
+const EXPLAIN_EVERY: Duration = Duration::from_secs(3);
 
 pub struct Waiter<'a> {
     pub resolver: &'a Resolver,
@@ -225,20 +230,28 @@ impl<'a> Waiter<'a> {
     ) -> Result<Option<(ObjectRef, String)>, KubeError> {
         let id = &o.id;
         let started = Instant::now();
-        let mut interval = Duration::from_millis(200);
         let mut shown: Option<String> = None;
         let mut failing_since: Option<Instant> = None;
+        // Why the controller or the pods are stuck: asked at most every few seconds.
+        let mut explained: Option<(Instant, Option<String>)> = None;
         let set_last = |reason: &str| {
             if let Ok(mut m) = last.lock() {
                 m.insert(id.clone(), reason.to_string());
             }
         };
         set_last("not checked yet");
+        // A watch delivers each change as it happens (a CRD turning Established, a status
+        // written), instead of re-reading large objects on a timer.
+        let mut watch = self.resolver.api_for(id).await?.map(|api| {
+            watcher::watch_object(api, &id.name)
+                .default_backoff()
+                .boxed()
+        });
+        let mut live = match first.take() {
+            Some(v) => Some(v),
+            None => get_json(self.resolver, id).await?,
+        };
         loop {
-            let live = match first.take() {
-                Some(v) => Some(v),
-                None => get_json(self.resolver, id).await?,
-            };
             let mut verdict = match &live {
                 None => Health::Progressing {
                     reason: "does not exist (deleted after it was applied?)".into(),
@@ -285,24 +298,37 @@ impl<'a> Waiter<'a> {
                 }
                 Health::Progressing { reason, no_status } => {
                     failing_since = None;
-                    let mut reason = reason;
-                    if no_status
-                        && started.elapsed() >= LIVENESS_AFTER
-                        && let Some(controller) = controller_of(self.desired, id)
-                        && let Some(down) = controller_down(self.resolver, controller).await
-                    {
-                        reason = format!(
-                            "{reason}; the controller that should act is not running: {down}"
-                        );
+                    let due = explained
+                        .as_ref()
+                        .is_none_or(|(at, _)| at.elapsed() >= EXPLAIN_EVERY);
+                    if due {
+                        let mut why = None;
+                        if no_status
+                            && started.elapsed() >= LIVENESS_AFTER
+                            && let Some(controller) = controller_of(self.desired, id)
+                            && let Some(down) = controller_down(self.resolver, controller).await
+                        {
+                            why = Some(format!(
+                                "the controller that should act is not running: {down}"
+                            ));
+                        }
+                        if id.kind == "Deployment"
+                            && started.elapsed() >= PODS_AFTER
+                            && let Some(live) = &live
+                            && let Some(p) = pod_problems(self.resolver, live).await
+                        {
+                            why = Some(p);
+                        }
+                        if no_status && started.elapsed() >= LIVENESS_AFTER
+                            || id.kind == "Deployment" && started.elapsed() >= PODS_AFTER
+                        {
+                            explained = Some((Instant::now(), why));
+                        }
                     }
-                    if id.kind == "Deployment"
-                        && started.elapsed() >= PODS_AFTER
-                        && let Some(live) = &live
-                        && let Some(p) = pod_problems(self.resolver, live).await
-                    {
-                        reason = format!("{reason}; {p}");
+                    match explained.as_ref().and_then(|(_, w)| w.as_deref()) {
+                        Some(why) => format!("{reason}; {why}"),
+                        None => reason,
                     }
-                    reason
                 }
             };
             set_last(&reason);
@@ -314,8 +340,23 @@ impl<'a> Waiter<'a> {
                 });
                 shown = Some(reason);
             }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 3 / 2).min(Duration::from_secs(2));
+            // The next change, or a tick for what depends on time (grace periods, liveness).
+            let tick = tokio::time::sleep(Duration::from_secs(1));
+            match watch.as_mut() {
+                Some(w) => tokio::select! {
+                    event = w.next() => match event {
+                        Some(Ok(obj)) => live = obj.and_then(|o| serde_json::to_value(o).ok()),
+                        // The watcher re-lists with backoff; the last copy stays meanwhile.
+                        Some(Err(_)) => {}
+                        None => watch = None,
+                    },
+                    _ = tick => {}
+                },
+                None => {
+                    tick.await;
+                    live = get_json(self.resolver, id).await?;
+                }
+            }
         }
     }
 
