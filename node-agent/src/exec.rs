@@ -1,25 +1,122 @@
-//! `Request::Exec`: run a program with an explicit argv, a bounded runtime and captured
-//! output.
+//! The one helper that runs programs: `Request::Exec` from the runner and the agent's own
+//! calls (`dmsetup`, `timedatectl`) alike, with an explicit argv, a deadline and captured,
+//! bounded output.
 //!
-//! Children get `LC_ALL=C` (tools' output is parsed by the runner), stdin from `/dev/null`
-//! unless the request carries stdin (a child waiting on the protocol's stdin would hang the
-//! session), and their own process group so a timeout kills the whole tree.
+//! Children get `LC_ALL=C` (tools' output is parsed), stdin from `/dev/null` unless the
+//! request carries stdin (a child waiting on the protocol's stdin would hang the session),
+//! and their own process group, so a timeout kills the whole tree. Every running group is
+//! registered so that [`kill_all`] can stop them when the runner goes away.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use rookery_proto::{AgentError, ErrorCode, ExecRequest, ExecResult};
+use rookery_proto::{AgentError, ErrorCode, ExecRequest, ExecResult, MAX_CAPTURE_BYTES};
 
-/// Output beyond this per stream is dropped (and said so) instead of exhausting memory.
-const MAX_OUTPUT: usize = 16 << 20;
+/// Deadline of an `Exec` that does not carry one: nothing the runner starts may run for ever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Process groups of the commands running now.
+static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// SIGKILL every running command's process group (the session is over).
+pub fn kill_all() {
+    let groups = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for g in groups {
+        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+}
+
+/// Unregisters a process group when its command is done, on every path.
+struct Registered(i32);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// Why one of the agent's own commands failed: the argv, and the status and output.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot run `{argv}`: {message}")]
+    Start { argv: String, message: String },
+    #[error("`{argv}` did not finish within {}s (its process group was killed){}", timeout.as_secs_f32(), stderr_suffix(stderr))]
+    Timeout {
+        argv: String,
+        timeout: Duration,
+        stderr: String,
+    },
+    #[error("`{argv}` exited with {}{}", rc.map_or("a signal".to_string(), |c| format!("status {c}")), stderr_suffix(stderr))]
+    Failed {
+        argv: String,
+        rc: Option<i32>,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let t = stderr.trim();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(": {t}")
+    }
+}
+
+/// Run one of the agent's own commands (`LC_ALL=C`, no stdin) with a deadline; its stdout
+/// when it exits 0.
+pub fn run(argv: &[&str], timeout: Duration) -> Result<String, CommandError> {
+    let shown = argv.join(" ");
+    let req = ExecRequest {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        stdin: None,
+        cwd: None,
+        env: vec![],
+        timeout_secs: None,
+    };
+    let r = exec_until(&req, timeout).map_err(|e| CommandError::Start {
+        argv: shown.clone(),
+        message: e.message,
+    })?;
+    if r.timed_out {
+        return Err(CommandError::Timeout {
+            argv: shown,
+            timeout,
+            stderr: r.stderr,
+        });
+    }
+    if r.rc != Some(0) {
+        return Err(CommandError::Failed {
+            argv: shown,
+            rc: r.rc,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        });
+    }
+    Ok(r.stdout)
+}
+
+/// `Request::Exec`: the request's deadline, or [`DEFAULT_TIMEOUT`].
 pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
+    let timeout = req
+        .timeout_secs
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    exec_until(req, timeout)
+}
+
+fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentError> {
     let Some((prog, args)) = req.argv.split_first() else {
         return Err(AgentError {
             code: ErrorCode::BadRequest,
@@ -53,6 +150,11 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
         message: format!("cannot run {prog}: {e}"),
     })?;
     let pgid = Pid::from_raw(child.id() as i32);
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid.as_raw());
+    let _registered = Registered(pgid.as_raw());
 
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), req.stdin.clone()) {
         // A child that never reads its stdin must not block us: write from a thread.
@@ -60,7 +162,7 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
             let _ = stdin.write_all(data.as_bytes());
         });
     }
-    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>, bool)>();
     let spawn_reader = |stream: Option<Box<dyn Read + Send>>, is_err: bool| {
         let tx = tx.clone();
         thread::spawn(move || {
@@ -71,15 +173,20 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
                 loop {
                     match s.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) if out.len() + n <= MAX_OUTPUT => out.extend_from_slice(&buf[..n]),
+                        Ok(n) if out.len() + n <= MAX_CAPTURE_BYTES => {
+                            out.extend_from_slice(&buf[..n])
+                        }
+                        // Keep draining so the child does not block on a full pipe.
                         Ok(_) => truncated = true,
                     }
                 }
                 if truncated {
                     out.extend_from_slice(b"\n[rookery-agent: output truncated]\n");
                 }
+                let _ = tx.send((is_err, out, truncated));
+                return;
             }
-            let _ = tx.send((is_err, out));
+            let _ = tx.send((is_err, out, false));
         });
     };
     spawn_reader(
@@ -98,7 +205,7 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
     );
     drop(tx);
 
-    let deadline = req.timeout_secs.map(|s| start + Duration::from_secs(s));
+    let deadline = start + timeout;
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
@@ -111,7 +218,7 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
                 });
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if Instant::now() >= deadline {
             timed_out = true;
             let _ = killpg(pgid, Signal::SIGKILL);
             break child.wait().ok();
@@ -119,26 +226,30 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
         thread::sleep(Duration::from_millis(5));
     };
 
-    // Background grandchildren may keep the pipes open after the child exits; past the
-    // deadline they are killed, without one we wait for them like a shell would.
+    // Background grandchildren may keep the pipes open after the child exits: they are
+    // waited for like a shell would, up to the deadline, and killed then.
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
+    let mut truncated = false;
     for _ in 0..2 {
-        let got = match deadline {
-            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                Ok(v) => Some(v),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    timed_out = true;
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                    rx.recv().ok()
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            },
-            None => rx.recv().ok(),
+        let got = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => Some(v),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                let _ = killpg(pgid, Signal::SIGKILL);
+                rx.recv().ok()
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
         };
         match got {
-            Some((true, v)) => stderr = v,
-            Some((false, v)) => stdout = v,
+            Some((true, v, t)) => {
+                stderr = v;
+                truncated |= t;
+            }
+            Some((false, v, t)) => {
+                stdout = v;
+                truncated |= t;
+            }
             None => break,
         }
     }
@@ -152,6 +263,7 @@ pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         timed_out,
         duration_ms: start.elapsed().as_millis() as u64,
+        truncated,
     })
 }
 
@@ -200,6 +312,44 @@ mod tests {
         assert!(r.timed_out);
         assert_eq!(r.rc, None);
         assert!(r.duration_ms < 10_000, "{}", r.duration_ms);
+    }
+
+    #[test]
+    fn run_reports_argv_status_and_stderr_and_kills_at_the_deadline() {
+        let e = run(
+            &["/bin/sh", "-c", "echo nope >&2; exit 4"],
+            Duration::from_secs(10),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`/bin/sh -c echo nope >&2; exit 4` exited with status 4: nope"),
+            "{e}"
+        );
+        let e = run(&["/bin/sleep", "30"], Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`/bin/sleep 30` did not finish within 0.3s"),
+            "{e}"
+        );
+        assert_eq!(
+            run(&["/bin/sh", "-c", "echo $LC_ALL"], Duration::from_secs(10)).unwrap(),
+            "C\n"
+        );
+    }
+
+    #[test]
+    fn large_output_is_capped_and_flagged() {
+        let r = exec(&req(&[
+            "/bin/sh",
+            "-c",
+            "head -c 20000000 /dev/zero | tr '\\0' a",
+        ]))
+        .unwrap();
+        assert!(r.truncated);
+        assert!(r.stdout.len() <= MAX_CAPTURE_BYTES + 64);
+        assert_eq!(r.rc, Some(0));
     }
 
     #[test]

@@ -61,8 +61,11 @@ fn serve(args: &[String]) -> ExitCode {
         }
     }
     let stdin = io::stdin().lock();
-    let stdout = io::stdout().lock();
+    // Request threads share stdout (one frame at a time, under the server's lock).
+    let stdout = io::stdout();
     match server::serve(stdin, stdout) {
+        // Returning ends the process, and with it any read-only request still stuck in the
+        // kernel (see `server`).
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rookery-agent: protocol output failed: {e}");

@@ -962,6 +962,14 @@ fn discard_on_non_rotational() {
     );
     let lines = audit_lines(&r.log);
     assert!(lines.iter().any(|a| a.action == "discard"), "{lines:?}");
+    // Discarded a GiB at a time with a progress line each, so the runner hears from a long
+    // discard instead of timing out.
+    let discarded = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Progress { message } if message.starts_with("discarding ")))
+        .count();
+    assert_eq!(discarded, 6, "one progress line per GiB discarded");
 }
 
 #[test]

@@ -31,7 +31,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::process::Command;
 
 use rookery_proto::{DeviceIdentity, Signature};
 
@@ -219,6 +218,30 @@ fn zero_range(f: &File, start: u64, len: u64, backwards: bool) -> io::Result<()>
     f.sync_data()
 }
 
+/// Discarded per BLKDISCARD call. One call over a whole multi-TB SSD can take minutes without
+/// a word; in chunks the runner hears progress and its silence timeout never fires.
+pub const DISCARD_CHUNK: u64 = GIB;
+
+fn discard_chunks(
+    f: &File,
+    path: &str,
+    size: u64,
+    progress: &mut dyn FnMut(String),
+) -> io::Result<()> {
+    let mut off = 0;
+    while off < size {
+        let n = DISCARD_CHUNK.min(size - off);
+        ioctl::discard(f, off, n)?;
+        off += n;
+        progress(format!(
+            "discarding {path}: {} of {} MiB",
+            off / MIB,
+            size / MIB
+        ));
+    }
+    Ok(())
+}
+
 fn pause_hook(step: &str) {
     if let Ok(want) = std::env::var(PAUSE_ENV)
         && !want.is_empty()
@@ -231,20 +254,16 @@ fn pause_hook(step: &str) {
 
 /// Removes a `ceph--*` dm device with `dmsetup remove` (only reachable when the kernel has
 /// device-mapper, which implies the lvm2/dmsetup userland on every distribution we target).
+/// `--retry` retries for a few seconds on EBUSY; a dmsetup stuck longer than
+/// [`DMSETUP_TIMEOUT`] (a hung udev sync) is killed and the step fails.
 fn remove_dm(name: &str) -> io::Result<()> {
-    let out = Command::new("dmsetup")
-        .args(["remove", "--retry", name])
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "dmsetup remove exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    crate::exec::run(&["dmsetup", "remove", "--retry", name], DMSETUP_TIMEOUT)
+        .map(drop)
+        .map_err(io::Error::other)
 }
+
+/// Deadline of one `dmsetup remove --retry`.
+const DMSETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Ctx<'a, 'b> {
     id: &'a DeviceIdentity,
@@ -260,13 +279,24 @@ impl Ctx<'_, '_> {
         run: impl FnOnce() -> io::Result<T>,
         after: impl FnOnce() -> Vec<Signature>,
     ) -> Result<T, WipeError> {
+        self.step_progress(name, before, |_| run(), after)
+    }
+
+    /// [`Ctx::step`] for a long step that reports progress while it runs.
+    fn step_progress<T>(
+        &mut self,
+        name: &str,
+        before: &[Signature],
+        run: impl FnOnce(&mut dyn FnMut(String)) -> io::Result<T>,
+        after: impl FnOnce() -> Vec<Signature>,
+    ) -> Result<T, WipeError> {
         self.audit
             .record(self.id, name, before, &[], None)
             .map_err(|source| WipeError::Audit {
                 step: name.to_string(),
                 source,
             })?;
-        let res = run();
+        let res = run(&mut |m| self.audit.progress(m));
         let sigs_after = after();
         let result = match &res {
             Ok(_) => "ok".to_string(),
@@ -359,10 +389,11 @@ pub fn wipe(
     }
 
     if discard && !dev.rotational {
-        let r = ctx.step(
+        let path = dev.path.clone();
+        let r = ctx.step_progress(
             "discard",
             &current,
-            || ioctl::discard(&f, 0, dev.size_bytes),
+            |progress| discard_chunks(&f, &path, dev.size_bytes, progress),
             || rescan(&f),
         );
         match r {

@@ -6,11 +6,14 @@
 //!   settings; [`Connector::connect`] gives one [`AgentSession`] per host.
 //! - [`AgentSession`] is cheap to clone and reused for every step on that host;
 //!   [`AgentSession::call`] / [`AgentSession::call_with_events`] send one request.
+//! - [`fan_out`] runs per-host work on many hosts (bounded, in order, panics kept as
+//!   failed hosts); every multi-host loop uses it.
 //! - Every [`ConnectError`] means "unreachable" in recap terms; [`SessionError`] is a failure
 //!   of one request on a working connection.
 
 mod agent_binary;
 mod error;
+mod fanout;
 mod local;
 mod session;
 mod ssh;
@@ -22,6 +25,7 @@ use rookery_inventory::{ConnectionKind, ConnectionSpec};
 
 pub use agent_binary::{AGENT_ENV, AgentBinary, AgentBinaryError};
 pub use error::{ConnectError, SessionError};
+pub use fanout::{HostOutcome, HostPanic, fan_out, fan_out_with_progress};
 pub use session::{AgentSession, op_name};
 
 /// Environment variable holding the passphrase of encrypted private keys.
