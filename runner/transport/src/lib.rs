@@ -39,6 +39,10 @@ pub struct ConnectOptions {
     pub agent: AgentBinary,
     /// Record unknown host keys instead of refusing them (`--accept-new-host-keys`).
     pub accept_new_host_keys: bool,
+    /// Accept any host key that does not contradict known_hosts, record nothing, and allow
+    /// inventories and ssh configs to switch checking off (`--insecure-ignore-host-keys`).
+    /// Become passwords are still never sent to a host whose key was not verified.
+    pub insecure_ignore_host_keys: bool,
     /// Inventory-level known_hosts file (`--known-hosts`): checked first, and where new keys
     /// are recorded. None = `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
@@ -65,6 +69,7 @@ impl std::fmt::Debug for ConnectOptions {
         f.debug_struct("ConnectOptions")
             .field("agent", &self.agent)
             .field("accept_new_host_keys", &self.accept_new_host_keys)
+            .field("insecure_ignore_host_keys", &self.insecure_ignore_host_keys)
             .field("known_hosts", &self.known_hosts)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -89,6 +94,7 @@ impl ConnectOptions {
         ConnectOptions {
             agent,
             accept_new_host_keys: false,
+            insecure_ignore_host_keys: false,
             known_hosts: None,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
