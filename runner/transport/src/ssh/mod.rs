@@ -701,17 +701,33 @@ pub(crate) async fn connect(
         }),
         _ => None,
     };
-    let start_err = |source| ConnectError::Ssh {
-        host: host.to_string(),
-        stage: "starting the agent",
-        source,
+    // Opening the channel and starting the command get the connect timeout too: a server
+    // that authenticated but never confirms the channel (and answers keepalives) would
+    // otherwise hold this host for ever.
+    let open_exec = |script: String| async {
+        match tokio::time::timeout(
+            opts.connect_timeout,
+            bootstrap::exec_process(handle.clone(), jumps.clone(), script),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(source)) => Err(ConnectError::Ssh {
+                host: host.to_string(),
+                stage: "starting the agent",
+                source,
+            }),
+            Err(_) => Err(ConnectError::Timeout {
+                host: host.to_string(),
+                what: "connect (opening an SSH session channel for the agent)".into(),
+                after: opts.connect_timeout,
+            }),
+        }
     };
 
     // The hot path: one exec that runs the cached agent, or exits 86.
     let script = bootstrap::command(&bootstrap::run_script(sha, &mode));
-    let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
-        .await
-        .map_err(start_err)?;
+    let proc = open_exec(script).await?;
     let why = match session::start(
         host,
         proc,
@@ -733,9 +749,7 @@ pub(crate) async fn connect(
     tracing::debug!("{host}: uploading the agent: {why}");
     let bytes = opts.agent.bytes();
     let script = bootstrap::command(&bootstrap::upload_script(sha, bytes.len(), &mode));
-    let mut proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
-        .await
-        .map_err(start_err)?;
+    let mut proc = open_exec(script).await?;
     let sent = tokio::time::timeout(opts.command_timeout, async {
         proc.stdin.write_all(bytes).await?;
         proc.stdin.flush().await
