@@ -95,6 +95,7 @@ async fn probe_one(
         .call(Request::Probe(ProbeRequest {
             include_loop,
             only: vec![],
+            io_timeout_secs: None,
         }))
         .await;
     let (outcome, hint) = match res {

@@ -3,6 +3,7 @@
 //! exact commands a human must run if cleanup fails.
 
 pub mod bins;
+pub mod hungdisk;
 pub mod loopdev;
 pub mod require;
 pub mod sshd;

@@ -170,6 +170,10 @@ pub struct ProbeRequest {
     /// Only report these device names (kernel names like `sdb`, or paths); empty = all.
     #[serde(default)]
     pub only: Vec<String>,
+    /// Seconds the device reads may take before a device is reported unreadable; None =
+    /// the agent's default (20 s).
+    #[serde(default)]
+    pub io_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,12 @@
 //! `O_RDONLY|O_EXCL` (the kernel's "is anyone holding this?" test, which takes no lock
 //! beyond the open itself and is closed at once).
 //!
+//! Device reads (the exclusive-open test and the scan) run on a thread per device, all at
+//! once, under one deadline ([`DEVICE_IO_TIMEOUT`] by default): a disk whose reads hang (a
+//! dying drive, a stuck controller) is reported unreadable with the reason instead of hanging
+//! the whole host's probe. Its thread stays blocked in the kernel until the read returns or
+//! the agent exits; nothing else waits for it.
+//!
 //! OS access goes through [`OsPaths`] (sysfs, procfs, /dev and /etc roots) so the parsing is
 //! plain functions over files; the tests still run against real loop devices.
 //!
@@ -21,6 +27,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rookery_proto::{
     BlockDevice, DeviceClass, DeviceKind, HostFacts, OsRelease, Partition, ProbeRequest,
@@ -44,6 +52,57 @@ pub enum ProbeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// How long the reads of every device together may take (they run in parallel); a device
+/// still silent then is reported unreadable. A healthy disk answers in milliseconds, one
+/// spinning up from standby in about 10 s.
+pub const DEVICE_IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What reading one device gave.
+struct DeviceIo {
+    /// Someone holds the device open exclusively.
+    in_use: bool,
+    scan: io::Result<signatures::ScanResult>,
+}
+
+/// The reads of one device, running on their own thread.
+struct PendingIo(Result<mpsc::Receiver<DeviceIo>, String>);
+
+impl PendingIo {
+    fn start(path: PathBuf, size: u64, logical: u32) -> PendingIo {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("probe-io".into())
+            .spawn(move || {
+                let in_use = matches!(
+                    OpenOptions::new()
+                        .read(true)
+                        .custom_flags(nix::libc::O_EXCL)
+                        .open(&path),
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)
+                );
+                let scan = scan_path(&path, size, logical);
+                let _ = tx.send(DeviceIo { in_use, scan });
+            });
+        PendingIo(
+            spawned
+                .map(|_| rx)
+                .map_err(|e| format!("cannot start a thread to read it: {e}")),
+        )
+    }
+
+    /// The result, or why there is none by `deadline`.
+    fn wait(self, deadline: Instant, timeout: Duration) -> Result<DeviceIo, String> {
+        let rx = self.0?;
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                format!(
+                    "no answer to reads within {}s (hung or failing disk); reads abandoned",
+                    timeout.as_secs_f32()
+                )
+            })
+    }
 }
 
 /// Roots of the OS interfaces the probe reads. [`OsPaths::default`] is the real system.
@@ -125,14 +184,25 @@ impl OsPaths {
                 });
             }
         }
+        let mut todo = Vec::new();
         for name in names {
             if !only.is_empty() && !only.contains(&name) {
                 continue;
             }
             match self.classify(&name, req.include_loop) {
-                Ok(kind) => block_devices.push(self.probe_one(&name, kind, &state)),
+                Ok(kind) => todo.push((name, kind)),
                 Err(reason) => skipped_devices.push(SkippedDevice { name, reason }),
             }
+        }
+        let timeout = req
+            .io_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(DEVICE_IO_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let pending: Vec<PendingIo> = todo.iter().map(|(n, _)| self.start_io(n)).collect();
+        for ((name, kind), p) in todo.into_iter().zip(pending) {
+            let io = p.wait(deadline, timeout);
+            block_devices.push(self.probe_one(&name, kind, &state, io));
         }
         HostFacts {
             hostname: self
@@ -175,7 +245,21 @@ impl OsPaths {
                 name: name.clone(),
                 reason,
             })?;
-        Ok(self.probe_one(&name, kind, &self.system_state()))
+        let io = self
+            .start_io(&name)
+            .wait(Instant::now() + DEVICE_IO_TIMEOUT, DEVICE_IO_TIMEOUT);
+        Ok(self.probe_one(&name, kind, &self.system_state(), io))
+    }
+
+    /// Starts reading device `name` (path, size and sector size from sysfs).
+    fn start_io(&self, name: &str) -> PendingIo {
+        let num = |a: &str| {
+            self.block_attr(name, a)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let logical = num("queue/logical_block_size").max(512) as u32;
+        PendingIo::start(self.dev.join(name), num("size") * 512, logical)
     }
 
     /// Kernel name for a name or path: `/dev/disk/by-id/x` → `sdb`, `/dev/sdb` → `sdb`.
@@ -229,7 +313,13 @@ impl OsPaths {
         Ok(kind)
     }
 
-    fn probe_one(&self, name: &str, kind: DeviceKind, state: &SystemState) -> BlockDevice {
+    fn probe_one(
+        &self,
+        name: &str,
+        kind: DeviceKind,
+        state: &SystemState,
+        io: Result<DeviceIo, String>,
+    ) -> BlockDevice {
         let attr = |a: &str| self.block_attr(name, a);
         let num = |a: &str| attr(a).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
         let path = self.dev.join(name);
@@ -279,16 +369,12 @@ impl OsPaths {
         mountpoints.dedup();
         let holds_root = mountpoints.iter().any(|m| m == "/");
 
-        let in_use = matches!(
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_EXCL)
-                .open(&path),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)
-        );
-
+        let (in_use, scan) = match io {
+            Ok(d) => (d.in_use, d.scan.map_err(|e| e.to_string())),
+            Err(reason) => (false, Err(reason)),
+        };
         let mut inputs = VerdictInputs::default();
-        let signatures = match scan_path(&path, size_bytes, logical) {
+        let signatures = match scan {
             Ok(r) => {
                 inputs.used_by_ceph_disk = r.used_by_ceph_disk();
                 r.signatures
@@ -929,6 +1015,7 @@ mod tests {
         let facts = h.paths().host_facts(&ProbeRequest {
             include_loop: false,
             only: vec!["sda1".into(), "sdz".into()],
+            io_timeout_secs: None,
         });
         assert!(facts.block_devices.is_empty());
         let reasons: Vec<_> = facts

@@ -114,6 +114,7 @@ impl Action for PrepareDevicesAction {
             .call(Request::Probe(ProbeRequest {
                 include_loop: self.include_loop,
                 only: vec![],
+                io_timeout_secs: None,
             }))
             .await?;
         let Response::Probe(facts) = r else {
