@@ -182,11 +182,11 @@ impl HungDisk {
 
     /// `loopN`.
     pub fn name(&self) -> String {
-        self.loopdev
-            .as_deref()
-            .and_then(|d| d.rsplit('/').next())
-            .unwrap_or_default()
-            .to_string()
+        self.name_of(self.loopdev.as_deref().unwrap_or_default())
+    }
+
+    fn name_of(&self, dev: &str) -> String {
+        dev.rsplit('/').next().unwrap_or_default().to_string()
     }
 
     /// From now on reads are taken and never answered.
@@ -221,11 +221,28 @@ impl Drop for HungDisk {
             if !ok {
                 eprintln!("cleanup: run `losetup -d {dev}`");
             }
+            // The detach completes when the kernel drops its last reference; until then the
+            // loop device still holds the FUSE file and the unmount would fail with EBUSY.
+            let backing = format!("/sys/block/{}/loop/backing_file", self.name_of(&dev));
+            for _ in 0..100 {
+                if !Path::new(&backing).exists() {
+                    break;
+                }
+                self.state.release();
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        if let Some(s) = self.session.take()
-            && let Err(e) = s.umount_and_join()
-        {
-            eprintln!("cleanup: unmount of the hung-disk FUSE file system failed: {e}");
+        if let Some(s) = self.session.take() {
+            let mnt = self._dir.path().join("mnt");
+            if let Err(e) = s.umount_and_join() {
+                if run("umount", &["-l", &mnt.to_string_lossy()]).is_err() {
+                    eprintln!(
+                        "cleanup: unmount of {} failed ({e}): run `umount -l {}`",
+                        mnt.display(),
+                        mnt.display()
+                    );
+                }
+            }
         }
     }
 }
