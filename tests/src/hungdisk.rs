@@ -234,14 +234,14 @@ impl Drop for HungDisk {
         }
         if let Some(s) = self.session.take() {
             let mnt = self._dir.path().join("mnt");
-            if let Err(e) = s.umount_and_join() {
-                if run("umount", &["-l", &mnt.to_string_lossy()]).is_err() {
-                    eprintln!(
-                        "cleanup: unmount of {} failed ({e}): run `umount -l {}`",
-                        mnt.display(),
-                        mnt.display()
-                    );
-                }
+            if let Err(e) = s.umount_and_join()
+                && run("umount", &["-l", &mnt.to_string_lossy()]).is_err()
+            {
+                eprintln!(
+                    "cleanup: unmount of {} failed ({e}): run `umount -l {}`",
+                    mnt.display(),
+                    mnt.display()
+                );
             }
         }
     }
