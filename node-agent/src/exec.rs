@@ -4,14 +4,16 @@
 //!
 //! Children get `LC_ALL=C` (tools' output is parsed), stdin from `/dev/null` unless the
 //! request carries stdin (a child waiting on the protocol's stdin would hang the session),
-//! and their own process group, so a timeout kills the whole tree. Every running group is
-//! registered so that [`kill_all`] can stop them when the runner goes away.
+//! and their own process group, so a timeout kills the whole tree. The runner's commands are
+//! registered with their [`Session`], so [`Session::end`] stops them when the runner goes
+//! away.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,26 +24,47 @@ use rookery_proto::{AgentError, ErrorCode, ExecRequest, ExecResult, MAX_CAPTURE_
 /// Deadline of an `Exec` that does not carry one: nothing the runner starts may run for ever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Process groups of the commands running now.
-static RUNNING: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// How long output is still waited for once a command was killed: a process that left the
+/// group (`setsid`) may hold a pipe open, and must not hold the request too.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
 
-/// SIGKILL every running command's process group (the session is over).
-pub fn kill_all() {
-    let groups = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for g in groups {
-        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+/// The commands one protocol session started, so they can be stopped when it ends.
+#[derive(Clone, Default)]
+pub struct Session {
+    groups: Arc<Mutex<BTreeSet<i32>>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// SIGKILL every running command's process group and stop waiting for their output (the
+    /// runner is gone).
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+        let groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for g in groups {
+            let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
     }
 }
 
 /// Unregisters a process group when its command is done, on every path.
-struct Registered(i32);
+struct Registered<'a>(&'a Session, i32);
 
-impl Drop for Registered {
+impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        RUNNING
+        self.0
+            .groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
+            .remove(&self.1);
     }
 }
 
@@ -85,7 +108,7 @@ pub fn run(argv: &[&str], timeout: Duration) -> Result<String, CommandError> {
         env: vec![],
         timeout_secs: None,
     };
-    let r = exec_until(&req, timeout).map_err(|e| CommandError::Start {
+    let r = exec_until(&req, timeout, &Session::default()).map_err(|e| CommandError::Start {
         argv: shown.clone(),
         message: e.message,
     })?;
@@ -107,16 +130,20 @@ pub fn run(argv: &[&str], timeout: Duration) -> Result<String, CommandError> {
     Ok(r.stdout)
 }
 
-/// `Request::Exec`: the request's deadline, or [`DEFAULT_TIMEOUT`].
-pub fn exec(req: &ExecRequest) -> Result<ExecResult, AgentError> {
+/// `Request::Exec` within `session`: the request's deadline, or [`DEFAULT_TIMEOUT`].
+pub fn exec(req: &ExecRequest, session: &Session) -> Result<ExecResult, AgentError> {
     let timeout = req
         .timeout_secs
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT);
-    exec_until(req, timeout)
+    exec_until(req, timeout, session)
 }
 
-fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentError> {
+fn exec_until(
+    req: &ExecRequest,
+    timeout: Duration,
+    session: &Session,
+) -> Result<ExecResult, AgentError> {
     let Some((prog, args)) = req.argv.split_first() else {
         return Err(AgentError {
             code: ErrorCode::BadRequest,
@@ -150,11 +177,12 @@ fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentE
         message: format!("cannot run {prog}: {e}"),
     })?;
     let pgid = Pid::from_raw(child.id() as i32);
-    RUNNING
+    session
+        .groups
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(pgid.as_raw());
-    let _registered = Registered(pgid.as_raw());
+    let _registered = Registered(session, pgid.as_raw());
 
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), req.stdin.clone()) {
         // A child that never reads its stdin must not block us: write from a thread.
@@ -218,8 +246,8 @@ fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentE
                 });
             }
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
+        if Instant::now() >= deadline || session.ended() {
+            timed_out = Instant::now() >= deadline;
             let _ = killpg(pgid, Signal::SIGKILL);
             break child.wait().ok();
         }
@@ -232,15 +260,26 @@ fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentE
     let mut stderr = Vec::new();
     let mut truncated = false;
     for _ in 0..2 {
-        let got = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(v) => Some(v),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
+        let mut got = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || session.ended() {
+                timed_out |= now >= deadline;
                 let _ = killpg(pgid, Signal::SIGKILL);
-                rx.recv().ok()
+                got = rx.recv_timeout(PIPE_GRACE).ok();
+                break;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-        };
+            // In slices, so the end of the session is noticed.
+            let slice = (deadline - now).min(Duration::from_millis(200));
+            match rx.recv_timeout(slice) {
+                Ok(v) => {
+                    got = Some(v);
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
         match got {
             Some((true, v, t)) => {
                 stderr = v;
@@ -271,6 +310,10 @@ fn exec_until(req: &ExecRequest, timeout: Duration) -> Result<ExecResult, AgentE
 mod tests {
     use super::*;
 
+    fn exec_t(r: &ExecRequest) -> Result<ExecResult, AgentError> {
+        exec(r, &Session::default())
+    }
+
     fn req(argv: &[&str]) -> ExecRequest {
         ExecRequest {
             argv: argv.iter().map(|s| s.to_string()).collect(),
@@ -283,7 +326,7 @@ mod tests {
 
     #[test]
     fn captures_output_rc_and_env() {
-        let r = exec(&req(&[
+        let r = exec_t(&req(&[
             "/bin/sh",
             "-c",
             "echo out; echo err >&2; echo $LC_ALL; exit 3",
@@ -297,18 +340,18 @@ mod tests {
 
     #[test]
     fn stdin_is_null_unless_given() {
-        let r = exec(&req(&["/bin/cat"])).unwrap();
+        let r = exec_t(&req(&["/bin/cat"])).unwrap();
         assert_eq!(r.stdout, "");
         let mut q = req(&["/bin/cat"]);
         q.stdin = Some("fed".into());
-        assert_eq!(exec(&q).unwrap().stdout, "fed");
+        assert_eq!(exec_t(&q).unwrap().stdout, "fed");
     }
 
     #[test]
     fn timeout_kills_the_process_group() {
         let mut q = req(&["/bin/sh", "-c", "sleep 30 & sleep 30"]);
         q.timeout_secs = Some(1);
-        let r = exec(&q).unwrap();
+        let r = exec_t(&q).unwrap();
         assert!(r.timed_out);
         assert_eq!(r.rc, None);
         assert!(r.duration_ms < 10_000, "{}", r.duration_ms);
@@ -341,7 +384,7 @@ mod tests {
 
     #[test]
     fn large_output_is_capped_and_flagged() {
-        let r = exec(&req(&[
+        let r = exec_t(&req(&[
             "/bin/sh",
             "-c",
             "head -c 20000000 /dev/zero | tr '\\0' a",
@@ -353,8 +396,25 @@ mod tests {
     }
 
     #[test]
+    fn ending_the_session_kills_its_commands_and_an_escaped_pipe_holder_does_not_hold_it() {
+        let session = Session::default();
+        let s2 = session.clone();
+        let started = Instant::now();
+        // The setsid'd sleep leaves the process group and keeps stdout open.
+        let t = thread::spawn(move || {
+            exec(&req(&["/bin/sh", "-c", "setsid sleep 30 & sleep 30"]), &s2)
+        });
+        thread::sleep(Duration::from_millis(300));
+        session.end();
+        let r = t.join().unwrap().unwrap();
+        assert!(!r.timed_out);
+        assert_eq!(r.rc, None, "killed");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
     fn missing_program_is_not_found() {
-        let e = exec(&req(&["/nonexistent/prog"])).unwrap_err();
+        let e = exec_t(&req(&["/nonexistent/prog"])).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound);
         assert!(e.message.contains("/nonexistent/prog"));
     }

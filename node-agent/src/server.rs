@@ -54,6 +54,8 @@ struct Shared<W> {
     broken: Mutex<Option<io::Error>>,
     slots: Mutex<Slots>,
     freed: Condvar,
+    /// The commands this session started.
+    commands: exec::Session,
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(mut input: R, mut output: W)
         broken: Mutex::new(None),
         slots: Mutex::new(Slots::default()),
         freed: Condvar::new(),
+        commands: exec::Session::default(),
     });
     let mut greeted = false;
     let mut own_sha: Option<String> = None;
@@ -220,7 +223,7 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(mut input: R, mut output: W)
     };
     // The runner is gone: stop every command it started, let the requests with effects end
     // at a step boundary, abandon read-only ones that are stuck.
-    exec::kill_all();
+    shared.commands.end();
     let grace_end = std::time::Instant::now() + EOF_GRACE;
     let mut slots = shared.slots.lock().unwrap_or_else(|e| e.into_inner());
     loop {
@@ -260,7 +263,9 @@ fn spawn_request<W: Write + Send + 'static>(shared: &Arc<Shared<W>>, id: u64, re
     }
     let sh = shared.clone();
     let work = move || {
-        let response = handle(request, &mut |ev| sh.send(id, AgentMessage::Event(ev)));
+        let response = handle(request, &sh.commands, &mut |ev| {
+            sh.send(id, AgentMessage::Event(ev))
+        });
         sh.send(id, AgentMessage::Response(response));
         let mut slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.running -= 1;
@@ -287,8 +292,8 @@ fn spawn_request<W: Write + Send + 'static>(shared: &Arc<Shared<W>>, id: u64, re
     }
 }
 
-/// Dispatches one request (after the handshake).
-pub fn handle(request: Request, emit: &mut dyn FnMut(Event)) -> Response {
+/// Dispatches one request (after the handshake); commands it runs belong to `commands`.
+pub fn handle(request: Request, commands: &exec::Session, emit: &mut dyn FnMut(Event)) -> Response {
     fn wrap<T>(r: Result<T, AgentError>, ok: impl FnOnce(T) -> Response) -> Response {
         match r {
             Ok(v) => ok(v),
@@ -298,7 +303,7 @@ pub fn handle(request: Request, emit: &mut dyn FnMut(Event)) -> Response {
     match request {
         Request::Hello(_) => error(ErrorCode::BadRequest, "hello was already answered".into()),
         Request::Probe(p) => Response::Probe(Box::new(probe::probe_host(&p))),
-        Request::Exec(e) => wrap(exec::exec(&e), Response::Exec),
+        Request::Exec(e) => wrap(exec::exec(&e, commands), Response::Exec),
         Request::Stat(s) => wrap(files::stat(&s), Response::Stat),
         Request::ReadFile(r) => wrap(files::read_file(&r), Response::ReadFile),
         Request::WriteFile(w) => wrap(files::write_file(&w), Response::WriteFile),
