@@ -380,10 +380,46 @@ mod tests {
         }
     }
 
+    /// The runner's side of a session: `lines`, then EOF only once `want` frames came back
+    /// (a runner closes after its answers; EOF before them would end the commands).
+    struct Input {
+        data: std::io::Cursor<Vec<u8>>,
+        out: Buf,
+        want: usize,
+    }
+
+    impl io::Read for Input {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let start = std::time::Instant::now();
+            loop {
+                let have = String::from_utf8_lossy(&self.out.0.lock().unwrap())
+                    .lines()
+                    .count()
+                    .saturating_sub(1);
+                if have >= self.want || start.elapsed() > std::time::Duration::from_secs(30) {
+                    return Ok(0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
     fn run(lines: &[String]) -> Vec<AgentFrame> {
-        let input = lines.join("\n") + "\n";
+        run_until(lines, lines.len())
+    }
+
+    fn run_until(lines: &[String], want: usize) -> Vec<AgentFrame> {
         let out = Buf::default();
-        serve(input.as_bytes(), out.clone()).unwrap();
+        let input = Input {
+            data: std::io::Cursor::new((lines.join("\n") + "\n").into_bytes()),
+            out: out.clone(),
+            want,
+        };
+        serve(io::BufReader::new(input), out.clone()).unwrap();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let mut it = text.lines();
         assert_eq!(it.next(), Some(MARKER));
@@ -522,7 +558,7 @@ mod tests {
         ];
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(run(&lines));
+            let _ = tx.send(run_until(&lines, 2));
         });
         let f = rx
             .recv_timeout(std::time::Duration::from_secs(60))

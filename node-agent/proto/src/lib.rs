@@ -4,7 +4,8 @@
 //! local child process). The agent first prints [`MARKER`] on a line of its own; everything
 //! before that line is shell start-up noise (rc files, motd, sudo chatter) and is discarded.
 //! After the marker each line on stdout is one JSON [`AgentFrame`]; each line the runner
-//! writes to stdin is one JSON [`RunnerFrame`]. The agent exits when stdin reaches EOF.
+//! writes to stdin is one JSON [`RunnerFrame`]. The agent exits when stdin reaches EOF, killing
+//! the commands it still runs for that session (the runner closes after its last answer).
 //! stderr carries human-readable logs only and is never parsed.
 //!
 //! The first request on a connection must be [`Request::Hello`]; the agent answers with
