@@ -168,8 +168,9 @@ fn render_writes_numbered_files_in_apply_order_and_hides_secrets() {
         })
         .collect();
     assert_eq!(printed, names);
-    // Apply order: CRDs and the operator before the CephCluster, which precedes the
-    // filesystem and its StorageClass; Velero CRDs before the Velero objects.
+    // Apply order: every CRD first (so no kind is unknown when its objects arrive), then
+    // namespaces and cluster RBAC, then the seed's order: snapshot controller, Rook operator,
+    // CephCluster, filesystem, StorageClass; Velero; schedules last.
     let pos = |needle: &str| {
         names
             .iter()
@@ -177,22 +178,25 @@ fn render_writes_numbered_files_in_apply_order_and_hides_secrets() {
             .unwrap_or_else(|| panic!("{needle} not in {names:?}"))
     };
     assert!(pos("snapshot.storage.k8s.io_volumesnapshotclasses") < pos("rook-crds"));
+    assert!(pos("rook-crds") < pos("velero.io_schedules"));
+    assert!(pos("velero.io_schedules") < pos("namespace-velero"));
     assert!(pos("rook-crds") < pos("rook-common"));
-    assert!(pos("rook-common") < pos("rook-csi-operator"));
-    assert!(pos("rook-csi-operator") < pos("rook-operator.yaml"));
+    assert!(pos("rook-common") < pos("setup-snapshot-controller"));
+    assert!(pos("setup-snapshot-controller") < pos("rook-operator.yaml"));
     assert!(pos("rook-operator.yaml") < pos("cephcluster-"));
     assert!(pos("cephcluster-") < pos("cephfilesystem-"));
     assert!(pos("cephfilesystem-") < pos("storageclass-"));
-    assert!(pos("velero.io_schedules") < pos("schedule-nightly"));
-    assert!(pos("velero.io_backupstoragelocations") < pos("backupstoragelocation-"));
+    assert!(pos("storageclass-") < pos("backupstoragelocation-"));
+    assert!(pos("backupstoragelocation-") < pos("schedule-nightly"));
 
-    // Secrets without values: an annotation names the source instead.
+    // Secrets without values: each value reads where it comes from.
     let secrets: Vec<&String> = names.iter().filter(|n| n.contains("-secret-")).collect();
     assert_eq!(secrets.len(), 2, "{names:?}");
     for s in &secrets {
-        let text = std::fs::read_to_string(out_dir.join(s)).unwrap();
+        let path = out_dir.join(s);
+        let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("rookery.dev/value-from"), "{text}");
-        assert!(!text.contains("\ndata:"), "{text}");
+        assert!(text.contains("<redacted: from file:secrets/"), "{text}");
         assert!(
             !text.contains(kopia_text) && !text.contains(&b64(&kopia)),
             "{text}"
@@ -202,6 +206,26 @@ fn render_writes_numbered_files_in_apply_order_and_hides_secrets() {
             "{text}"
         );
     }
+
+    // A second render into the same directory is refused (a stale numbered file could be
+    // applied by `kubectl apply -f DIR`); --force replaces the numbered files, and only them.
+    std::fs::write(out_dir.join("99-stale-object.yaml"), "kind: Stale\n").unwrap();
+    std::fs::write(out_dir.join("README.txt"), "mine\n").unwrap();
+    let mut c = stack_cmd(&[], "render", "lab-3node");
+    c.arg("--out-dir").arg(&out_dir);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(out_dir.join("99-stale-object.yaml").exists());
+    let mut c = stack_cmd(&[], "render", "lab-3node");
+    c.arg("--out-dir").arg(&out_dir).arg("--force");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out_dir.join("99-stale-object.yaml").exists());
+    assert!(out_dir.join("README.txt").exists());
 
     // --show-secrets: the values are in the files, and never on stdout/stderr (human or JSON).
     for global in [&[][..], &["-o", "json"][..]] {
@@ -231,6 +255,15 @@ fn render_writes_numbered_files_in_apply_order_and_hides_secrets() {
         )
         .unwrap();
         assert!(cloud.contains(&b64(&s3)), "{cloud}");
+        // Files with secret values are readable by their owner only.
+        for n in rendered(&shown) {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(shown.join(&n))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{n}");
+        }
         for stream in [&out, &err] {
             assert!(!stream.contains(kopia_text), "{stream}");
             assert!(!stream.contains(&b64(kopia_text.as_bytes())), "{stream}");

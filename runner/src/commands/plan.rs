@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use rookery_inventory::Inventory;
 use rookery_stack::bundle::{self, Bundle, FileStatus};
+use rookery_stack::desired::{DesiredState, Manifest, Stage, count_kinds};
 use rookery_stack::hosts::{self, FactsSource, HostInput, PlannedCluster};
-use rookery_stack::render::{self, Manifest, RenderOptions, Source};
+use rookery_stack::render::{self, RenderOptions};
 use rookery_stack::{Finding, Severity, Stack};
 use rookery_transport::Connector;
 use serde::Serialize;
@@ -42,19 +43,19 @@ pub struct StackArgs {
     #[arg(long, value_name = "DIR", env = "ROOKERY_BUNDLE_DIR")]
     pub bundle_dir: Option<PathBuf>,
     // With --probe: how to reach the hosts.
-    #[command(flatten, next_help_heading = "With --probe")]
+    #[command(flatten, next_help_heading = "SSH (with --probe or --kubeconfig-from)")]
     pub connect: ConnectArgs,
     /// Seconds of silence allowed from a host's agent (start-up and each request).
     #[arg(
         long,
         value_name = "S",
         default_value_t = 60,
-        help_heading = "With --probe"
+        help_heading = "SSH (with --probe or --kubeconfig-from)"
     )]
-    pub timeout: u64,
+    pub probe_timeout: u64,
     /// Also report loop devices (test labs; Rook needs CEPH_VOLUME_ALLOW_LOOP_DEVICES to use
     /// them).
-    #[arg(long, help_heading = "With --probe")]
+    #[arg(long, help_heading = "SSH (with --probe or --kubeconfig-from)")]
     pub include_loop: bool,
 }
 
@@ -188,7 +189,7 @@ async fn live_probe(
 ) -> Result<(), ExitCode> {
     let opts = args
         .connect
-        .options(args.timeout)
+        .options(args.probe_timeout)
         .map_err(|(code, msg)| fail(code, msg))?;
     let connector = Connector::new(opts);
     let results = crate::probe::gather(
@@ -218,7 +219,10 @@ struct PlanJson<'a> {
     bundle_complete: bool,
     cluster: &'a PlannedCluster,
     key_type: &'static str,
+    /// Files of `rookery render`, numbered in apply order.
     manifests: &'a [Manifest],
+    /// Every object in apply order with its stage and readiness rule.
+    objects: &'a DesiredState,
     findings: &'a [Finding],
     recap: RecapJson,
 }
@@ -249,17 +253,17 @@ pub async fn run(args: PlanArgs, out: Output) -> ExitCode {
     };
     let complete = p.bundle.verify().iter().all(|(_, s)| *s == FileStatus::Ok);
     let opts = RenderOptions {
-        show_secrets: false,
         stack_dir: p.stack_dir.clone(),
         allow_missing_bundle: true,
     };
-    let manifests = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
-        Ok(m) => m,
+    let desired = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("warning: cannot list the objects: {}", chain(&e));
-            Vec::new()
+            eprintln!("error: cannot render the stack's objects: {}", chain(&e));
+            return ExitCode::from(exit::ERROR);
         }
     };
+    let manifests = desired.manifests();
     let rc = recap(&p.findings);
     match out.format {
         OutputFormat::Json => {
@@ -270,6 +274,7 @@ pub async fn run(args: PlanArgs, out: Output) -> ExitCode {
                 cluster: &p.cluster,
                 key_type: rookery_stack::validate::chosen_key_type(&p.stack, &p.cluster),
                 manifests: &manifests,
+                objects: &desired,
                 findings: &p.findings,
                 recap: rc,
             };
@@ -281,7 +286,7 @@ pub async fn run(args: PlanArgs, out: Output) -> ExitCode {
         OutputFormat::Human => {
             print!(
                 "{}",
-                human_plan(&args.input, &p, &manifests, complete, out.verbose)
+                human_plan(&args.input, &p, &desired, complete, out.verbose)
             );
         }
     }
@@ -303,7 +308,7 @@ fn size(bytes: Option<u64>) -> String {
 fn human_plan(
     args: &StackArgs,
     p: &Prepared,
-    manifests: &[Manifest],
+    desired: &DesiredState,
     complete: bool,
     verbose: u8,
 ) -> String {
@@ -360,46 +365,11 @@ fn human_plan(
         "\nCSI cephx key type: {}",
         rookery_stack::validate::chosen_key_type(&p.stack, &p.cluster)
     );
-    let objects: usize = manifests.iter().map(|m| m.objects.len()).sum();
-    let _ = writeln!(
+    let _ = write!(
         s,
-        "\nObjects to apply, in order ({} manifests, {objects} objects; bundle {}{}):",
-        manifests.len(),
-        p.bundle.dir.display(),
-        if complete {
-            ""
-        } else {
-            ", NOT FETCHED: run `rookery bundle fetch` or pass --bundle-dir"
-        }
+        "{}",
+        human_objects(desired, &p.bundle.dir, complete, verbose)
     );
-    for m in manifests {
-        let what = match &m.source {
-            Source::Bundle {
-                verified: false,
-                path,
-                ..
-            } => format!("({path}: missing or wrong hash)"),
-            Source::Bundle { .. } if verbose == 0 && m.objects.len() > 3 => {
-                let kinds: std::collections::BTreeMap<&str, usize> =
-                    m.objects.iter().fold(Default::default(), |mut acc, o| {
-                        *acc.entry(o.kind.as_str()).or_insert(0) += 1;
-                        acc
-                    });
-                kinds
-                    .iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-            _ => m
-                .objects
-                .iter()
-                .map(|o| o.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let _ = writeln!(s, "  {:<58} {what}", m.file_name);
-    }
     let rc = recap(&p.findings);
     let _ = writeln!(
         s,
@@ -424,5 +394,63 @@ fn human_plan(
             "Plan OK: nothing was applied."
         }
     );
+    s
+}
+
+/// The objects by stage, with what each stage waits for. `-v` lists every object.
+pub fn human_objects(desired: &DesiredState, bundle: &Path, complete: bool, verbose: u8) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nObjects to apply, by stage ({} objects; bundle {}{}):",
+        desired.objects.len(),
+        bundle.display(),
+        if complete {
+            ""
+        } else {
+            ", NOT FETCHED: run `rookery bundle fetch` or pass --bundle-dir"
+        }
+    );
+    for f in &desired.missing_bundle_files {
+        let _ = writeln!(
+            s,
+            "  (missing or wrong hash: {f}; its objects are not listed)"
+        );
+    }
+    for (n, stage) in Stage::ALL.iter().enumerate() {
+        let objects: Vec<_> = desired.in_stage(*stage).collect();
+        if objects.is_empty() {
+            continue;
+        }
+        let kinds = count_kinds(objects.iter().map(|o| &o.id))
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut waits: Vec<&str> = objects
+            .iter()
+            .filter(|o| o.readiness != rookery_stack::readiness::Readiness::Exists)
+            .map(|o| o.id.kind.as_str())
+            .collect();
+        waits.dedup();
+        let wait = if waits.is_empty() {
+            String::new()
+        } else {
+            format!("; waits for {}", waits.join(", "))
+        };
+        let _ = writeln!(s, "  {}. {} ({kinds}{wait})", n + 1, stage.title());
+        let detailed = verbose > 0 || objects.len() <= 4;
+        if detailed {
+            for o in &objects {
+                let _ = writeln!(
+                    s,
+                    "       {:<60} {}",
+                    o.id.to_string(),
+                    o.readiness.describe()
+                );
+            }
+        }
+    }
     s
 }

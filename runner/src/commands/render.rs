@@ -1,11 +1,13 @@
-//! `rookery render`: write every manifest of the stack, numbered in apply order, into
+//! `rookery render`: write every object of the stack, in files numbered in apply order, into
 //! `--out-dir` (for GitOps and review). Refuses, like `plan`, when validation finds errors.
-//! Secrets are written without their values unless `--show-secrets`.
+//! Secrets are written without their values unless `--show-secrets` (then every file is
+//! 0600); a non-empty directory is refused unless `--force`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rookery_stack::Severity;
+use rookery_stack::desired::WriteError;
 use rookery_stack::render::{self, RenderOptions};
 
 use crate::commands::plan::{StackArgs, prepare};
@@ -15,17 +17,22 @@ use crate::output::{Output, OutputFormat};
 /// Write every manifest of a stack, numbered in apply order, into a directory.
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
-    // StackArgs ends with its "With --probe" heading; the flags below set theirs back.
+    // StackArgs ends with its "SSH (with --probe or --kubeconfig-from)" heading; the flags below set theirs back.
     #[command(flatten)]
     pub input: StackArgs,
     /// Directory to write `NN-<name>.yaml` files into (created if missing). `-o` is the
     /// global output format, hence the long name.
     #[arg(long, value_name = "DIR", help_heading = None::<&str>)]
     pub out_dir: PathBuf,
-    /// Put credential values into the rendered Secrets (base64). Without it, Secrets carry
-    /// an annotation naming the source instead of the value.
+    /// Put credential values into the rendered Secrets (base64) and write every file 0600.
+    /// Without it, each Secret value reads `<redacted: from REF>`.
     #[arg(long, help_heading = None::<&str>)]
     pub show_secrets: bool,
+    /// Replace the numbered manifests (`NN-*.yaml`) an earlier render left in `--out-dir`
+    /// (without it a non-empty directory is refused, so `kubectl apply -f DIR` never sees a
+    /// stale object).
+    #[arg(long, help_heading = None::<&str>)]
+    pub force: bool,
 }
 
 pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
@@ -50,11 +57,10 @@ pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
         return ExitCode::from(exit::VALIDATION);
     }
     let opts = RenderOptions {
-        show_secrets: args.show_secrets,
         stack_dir: p.stack_dir.clone(),
         allow_missing_bundle: false,
     };
-    let manifests = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
+    let desired = match render::render(&p.stack, &p.cluster, &p.bundle, &opts) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {}", crate::probe::error_chain(&e));
@@ -66,20 +72,24 @@ pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let written = match render::write_manifests(&manifests, &args.out_dir) {
+    let reveal = args.show_secrets.then_some(p.stack_dir.as_path());
+    let written = match desired.write_manifests(&args.out_dir, reveal, args.force) {
         Ok(w) => w,
+        Err(e @ WriteError::NotEmpty { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
         Err(e) => {
-            eprintln!(
-                "error: cannot write manifests into `{}`: {e}",
-                args.out_dir.display()
-            );
+            eprintln!("error: {}", crate::probe::error_chain(&e));
             return ExitCode::from(exit::ERROR);
         }
     };
+    let manifests = desired.manifests();
     match out.format {
         OutputFormat::Json => {
             let doc = serde_json::json!({
                 "outDir": args.out_dir.display().to_string(),
+                "secretValues": args.show_secrets,
                 "manifests": manifests,
             });
             println!("{doc:#}");
@@ -90,7 +100,7 @@ pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
                     println!("{}", w.display());
                 }
             }
-            let secrets = manifests.iter().any(|m| m.has_secret_values);
+            let secrets = args.show_secrets && manifests.iter().any(|m| m.has_secrets);
             eprintln!(
                 "wrote {} manifests to {}{}",
                 written.len(),

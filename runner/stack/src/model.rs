@@ -13,20 +13,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::CredentialRef;
+use crate::namespaces::{DEFAULT_ROOK_NAMESPACE, DEFAULT_VELERO_NAMESPACE, Namespaces};
 use crate::versions;
-
-/// Namespace Rook's upstream `common.yaml`/`operator.yaml` install into (k8s-facts §1 step 3).
-pub const ROOK_NAMESPACE: &str = "rook-ceph";
-/// Namespace `velero install` uses and Rookery renders Velero into (k8s-facts §7).
-pub const VELERO_NAMESPACE: &str = "velero";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Stack {
-    /// Namespace of the CephCluster. Default `rook-ceph`; it must be `rook-ceph` because the
-    /// upstream Rook manifests are applied verbatim and hard-code it (validation explains).
+    /// Namespace of the CephCluster, and of the Rook operator unless `operatorNamespace` is
+    /// set. Default `rook-ceph`. Rook's files are rewritten for it (`namespaces::rewrite`).
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// Beyond the seed: run the Rook operator and ceph-csi-operator (and the CSI Drivers) in
+    /// their own namespace. Default: `namespace`.
+    #[serde(default)]
+    pub operator_namespace: Option<String>,
     /// Only `rook-ceph`. Default `rook-ceph`.
     #[serde(default)]
     pub storage_implementation: StorageImplementation,
@@ -46,10 +46,52 @@ pub struct Stack {
     /// Beyond the seed: Ceph's Prometheus integration.
     #[serde(default)]
     pub monitoring: MonitoringConfig,
+    /// Beyond the seed: how to reach the cluster's API server when the command line names no
+    /// kubeconfig (`--kubeconfig`, `KUBECONFIG` and `~/.kube/config` come first).
+    #[serde(default)]
+    pub kubeconfig: Option<KubeconfigSource>,
+}
+
+/// Read the kubeconfig from the K3s server itself, over SSH (with the host's become).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeconfigSource {
+    /// Inventory name of a K3s server host.
+    #[serde(alias = "from_host")]
+    pub from_host: String,
+    /// The API server's address as seen from this machine: a host, `host:port` or a URL.
+    /// Default: the host's `ansible_host`. It must be in the server certificate (K3s:
+    /// `--tls-san`).
+    #[serde(default, alias = "api_endpoint")]
+    pub api_endpoint: Option<String>,
+    /// Where K3s wrote it. Default `/etc/rancher/k3s/k3s.yaml`.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 fn default_namespace() -> String {
-    ROOK_NAMESPACE.to_string()
+    DEFAULT_ROOK_NAMESPACE.to_string()
+}
+
+fn default_velero_namespace() -> String {
+    DEFAULT_VELERO_NAMESPACE.to_string()
+}
+
+impl Stack {
+    /// Where each part of the stack lives; the one place namespaces are derived from.
+    pub fn namespaces(&self) -> Namespaces {
+        Namespaces {
+            cluster: self.namespace.clone(),
+            operator: self
+                .operator_namespace
+                .clone()
+                .unwrap_or_else(|| self.namespace.clone()),
+            velero: self
+                .backup_strategy
+                .as_ref()
+                .map_or_else(default_velero_namespace, |b| b.namespace.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +126,12 @@ pub struct CephClusterConfig {
     /// Beyond the seed: Rook's `mon.allowMultiplePerNode`. Default false.
     #[serde(default)]
     pub allow_multiple_per_node: bool,
+    /// Beyond the seed: Ceph health checks (e.g. `MON_DISK_LOW`) that may stay in HEALTH_WARN
+    /// while `apply` still counts the cluster healthy. The `AUTH_INSECURE_*` warnings of the
+    /// `aes` CSI key type, and `POOL_NO_REDUNDANCY` for size-1 pools, are accepted without
+    /// being listed (Rookery chose them; the reason is shown). Default: none.
+    #[serde(default)]
+    pub accept_health_warnings: Vec<String>,
     pub storage: StorageConfig,
 }
 
@@ -261,6 +309,9 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupStrategy {
+    /// Beyond the seed: Velero's namespace. Default `velero` (as `velero install`).
+    #[serde(default = "default_velero_namespace")]
+    pub namespace: String,
     /// CSI snapshots (`--features=EnableCSI`).
     pub enable_snapshot_backups: bool,
     /// Kopia file-system backups (node-agent DaemonSet).

@@ -1,23 +1,24 @@
-//! Rendering: every Kubernetes object the stack needs, in apply order
+//! Rendering: every Kubernetes object the stack needs, as a [`DesiredState`] in apply order
 //! (shared/upstream/README.md "Apply order", k8s-facts §1).
 //!
-//! Upstream files come verbatim from the hash-checked [`Bundle`]; Rookery's own objects come
-//! from the handlebars templates in `playbooks/templates/` (embedded at build time, strict
-//! mode, no HTML escaping; values go through the `json` helper so every scalar is valid YAML).
-//! Each rendered document is parsed back and re-emitted, which both proves it is YAML and
-//! gives stable formatting for golden tests and GitOps diffs.
+//! Upstream objects come from the hash-checked [`Bundle`]; Rookery's own objects come from the
+//! handlebars templates in `playbooks/templates/` (embedded at build time, strict mode, no
+//! HTML escaping; values go through the `json` helper so every scalar is valid YAML). Each
+//! template's output and each bundle file is parsed exactly once into objects; a document
+//! that does not parse is an error naming its template or file, never skipped.
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use handlebars::Handlebars;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bundle::{Bundle, BundleError, LockedFile};
-use crate::credential::{CredentialRef, Resolved};
+use crate::credential::CredentialRef;
+use crate::desired::{DesiredObject, DesiredState, ObjectError, SecretItem, Source, Stage};
 use crate::hosts::PlannedCluster;
-use crate::model::{ROOK_NAMESPACE, Stack, VELERO_NAMESPACE};
+use crate::model::Stack;
+use crate::namespaces::{self, DEFAULT_VELERO_NAMESPACE, Namespaces};
+use crate::readiness::{AcceptedWarning, Readiness};
 use crate::validate::chosen_key_type;
 use crate::versions;
 
@@ -96,94 +97,44 @@ pub enum RenderError {
         template: String,
         object: String,
         #[source]
-        source: serde_yaml::Error,
+        source: Box<crate::yaml::YamlError>,
+    },
+    #[error(
+        "template `{template}` must produce exactly one object for `{object}`, it produced {count}"
+    )]
+    NotOneObject {
+        template: String,
+        object: String,
+        count: usize,
+    },
+    #[error("bundle file `{path}` does not parse as Kubernetes objects")]
+    BundleYaml {
+        path: String,
+        #[source]
+        source: Box<crate::yaml::YamlError>,
     },
     #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error(transparent)]
     Bundle(#[from] BundleError),
-    #[error("credential for `{object}` ({reference}) does not resolve")]
-    Credential {
-        object: String,
-        reference: String,
-        #[source]
-        source: crate::credential::CredentialError,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Stage {
-    SnapshotCrds,
-    SnapshotController,
-    RookOperator,
-    CephCluster,
-    Filesystems,
-    StorageClasses,
-    SnapshotClass,
-    VeleroCrds,
-    Velero,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
-pub enum Source {
-    /// A bundle file, verbatim. `verified` is false only in a plan made without the bundle.
-    Bundle {
-        path: String,
-        url: String,
-        verified: bool,
-    },
-    /// A template from `playbooks/templates/`.
-    Template { template: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{} {}/{}", self.kind, ns, self.name),
-            None => write!(f, "{} {}", self.kind, self.name),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// `NN-<slug>.yaml`, numbered in apply order.
-    pub file_name: String,
-    pub stage: Stage,
-    pub source: Source,
-    pub objects: Vec<ObjectRef>,
-    /// Carries secret values (only with `show_secrets`).
-    pub has_secret_values: bool,
-    #[serde(skip)]
-    pub text: String,
+    #[error(transparent)]
+    Namespace(#[from] namespaces::RewriteError),
 }
 
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
-    /// Put resolved secret values into Secrets (base64 `data`).
-    pub show_secrets: bool,
-    /// Base for relative `file:` credentials.
+    /// Base for relative `file:` credentials (recorded, resolved only when sent or written).
     pub stack_dir: PathBuf,
-    /// List bundle files that are missing or fail their hash as empty, unverified manifests
-    /// instead of failing (for `plan` before `bundle fetch`; never for writing manifests).
+    /// Record bundle files that are missing or fail their hash instead of failing (for `plan`
+    /// before `bundle fetch`); such a state can never be applied or written.
     pub allow_missing_bundle: bool,
 }
 
 struct Renderer<'a> {
     hb: Handlebars<'a>,
     allow_missing_bundle: bool,
-    out: Vec<(Stage, Source, String, String, bool)>,
+    namespaces: Namespaces,
+    out: DesiredState,
 }
 
 handlebars::handlebars_helper!(json_helper: |v: Json| v.to_string());
@@ -201,49 +152,54 @@ impl<'a> Renderer<'a> {
         Ok(Renderer {
             hb,
             allow_missing_bundle: false,
-            out: Vec::new(),
+            namespaces: Namespaces::upstream(),
+            out: DesiredState::default(),
         })
     }
 
+    /// Render one template into exactly one object; a parse error names the template.
     fn template(
         &mut self,
         stage: Stage,
         template: &str,
-        slug: String,
         ctx: Value,
-        secret: bool,
-    ) -> Result<(), RenderError> {
+    ) -> Result<&mut DesiredObject, RenderError> {
+        let label = ctx
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(template)
+            .to_string();
         let raw = self
             .hb
             .render(template, &ctx)
             .map_err(|e| RenderError::Render {
                 template: template.into(),
-                object: slug.clone(),
+                object: label.clone(),
                 source: Box::new(e),
             })?;
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(&raw).map_err(|source| RenderError::Yaml {
+        let file = format!("playbooks/templates/{template}.yaml.hbs");
+        let mut docs = crate::yaml::parse_documents(&raw, Path::new(&file)).map_err(|source| {
+            RenderError::Yaml {
                 template: template.into(),
-                object: slug.clone(),
-                source,
-            })?;
-        let text = serde_yaml::to_string(&value).map_err(|source| RenderError::Yaml {
-            template: template.into(),
-            object: slug.clone(),
-            source,
+                object: label.clone(),
+                source: Box::new(source),
+            }
         })?;
-        let text =
-            format!("# Rendered by rookery from playbooks/templates/{template}.yaml.hbs\n{text}");
-        self.out.push((
-            stage,
-            Source::Template {
-                template: format!("{template}.yaml.hbs"),
-            },
-            slug,
-            text,
-            secret,
-        ));
-        Ok(())
+        if docs.len() != 1 {
+            return Err(RenderError::NotOneObject {
+                template: template.into(),
+                object: label,
+                count: docs.len(),
+            });
+        }
+        let doc = docs.remove(0);
+        let source = Source::Template {
+            template: format!("{template}.yaml.hbs"),
+        };
+        let obj = DesiredObject::from_document(doc, stage, source, &file, 0)?;
+        self.out.objects.push(obj);
+        let last = self.out.objects.len() - 1;
+        Ok(&mut self.out.objects[last])
     }
 
     fn bundle_file(
@@ -251,92 +207,68 @@ impl<'a> Renderer<'a> {
         stage: Stage,
         bundle: &Bundle,
         file: &LockedFile,
-        slug: String,
     ) -> Result<(), RenderError> {
-        let (text, verified) = match bundle.read(file) {
-            Ok(t) => (t, true),
-            Err(_) if self.allow_missing_bundle => (String::new(), false),
+        let text = match bundle.read(file) {
+            Ok(t) => t,
+            Err(_) if self.allow_missing_bundle => {
+                self.out.missing_bundle_files.push(file.path.clone());
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         };
-        self.out.push((
-            stage,
-            Source::Bundle {
-                path: file.path.clone(),
-                url: file.url.clone(),
-                verified,
-            },
-            slug,
-            text,
-            false,
-        ));
+        // Rook's files name their namespaces; move them where the stack says, by Rook's own
+        // markers, after the hash check (an identity for `rook-ceph`).
+        let text = namespaces::rewrite(&file.path, &text, &self.namespaces)?;
+        let docs =
+            crate::yaml::parse_documents(&text, Path::new(&file.path)).map_err(|source| {
+                RenderError::BundleYaml {
+                    path: file.path.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        let source = Source::Bundle {
+            path: file.path.clone(),
+            url: file.url.clone(),
+            sha256: file.sha256.clone(),
+        };
+        for (i, doc) in docs.into_iter().enumerate() {
+            let obj = DesiredObject::from_document(doc, stage, source.clone(), &file.path, i)?;
+            self.out.objects.push(obj);
+        }
         Ok(())
     }
 }
 
-/// The objects in a multi-document YAML text (apiVersion/kind/name/namespace only).
-pub fn objects_in(text: &str) -> Vec<ObjectRef> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Head {
-        #[serde(default)]
-        api_version: String,
-        #[serde(default)]
-        kind: String,
-        #[serde(default)]
-        metadata: Meta,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct Meta {
-        #[serde(default)]
-        name: String,
-        #[serde(default)]
-        namespace: Option<String>,
-    }
-    serde_yaml::Deserializer::from_str(text)
-        .filter_map(|doc| {
-            <Option<Head> as serde::Deserialize>::deserialize(doc)
-                .ok()
-                .flatten()
-        })
-        .filter(|h| !h.kind.is_empty())
-        .map(|h| ObjectRef {
-            api_version: h.api_version,
-            kind: h.kind,
-            name: h.metadata.name,
-            namespace: h.metadata.namespace,
-        })
-        .collect()
-}
-
-fn slug_of(path: &str, project: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.strip_suffix(".yaml").unwrap_or(base);
-    format!("{project}-{base}")
-}
-
-/// Render every manifest in apply order.
+/// Render the desired state of a stack, in apply order.
 pub fn render(
     stack: &Stack,
     cluster: &PlannedCluster,
     bundle: &Bundle,
     opts: &RenderOptions,
-) -> Result<Vec<Manifest>, RenderError> {
+) -> Result<DesiredState, RenderError> {
     let mut r = Renderer::new()?;
     r.allow_missing_bundle = opts.allow_missing_bundle;
-    let ns = stack.namespace.as_str();
+    r.namespaces = stack.namespaces();
+    let namespaces = r.namespaces.clone();
+    let ns = namespaces.cluster.as_str();
 
     // 1-2. Snapshot CRDs and controller (k8s-facts §1 steps 1-2, §6).
     for f in bundle.files_under("external-snapshotter-") {
-        let stage = if f.path.contains("/client/config/crd/") {
-            Stage::SnapshotCrds
-        } else {
-            Stage::SnapshotController
-        };
-        r.bundle_file(stage, bundle, f, slug_of(&f.path, "snapshot"))?;
+        r.bundle_file(Stage::SnapshotController, bundle, f)?;
     }
-    // 3-4. Rook: crds, common, csi-operator, operator — lock order (k8s-pitfalls §1).
+    // 3-4. Rook: crds, common, csi-operator, operator — lock order (k8s-pitfalls §1); their
+    // CRDs move to the CRD stage, so operator.yaml's csi.ceph.io objects always find them.
+    // common.yaml creates only the cluster's namespace; a separate operator namespace is
+    // created first (Rook's "Using alternate namespaces", rook-velero-facts-2 §1).
+    if namespaces.separate_operator() {
+        r.template(
+            Stage::Namespaces,
+            "namespace",
+            json!({ "name": namespaces.operator }),
+        )?;
+    }
     for f in bundle.files_under("rook-") {
-        r.bundle_file(Stage::RookOperator, bundle, f, slug_of(&f.path, "rook"))?;
+        r.bundle_file(Stage::RookOperator, bundle, f)?;
     }
 
     // 5. CephCluster.
@@ -358,10 +290,9 @@ pub fn render(
     let storage = &cc.storage;
     let use_all =
         storage.use_all_nodes && storage.use_all_devices && storage.device_selection.is_none();
-    r.template(
+    let obj = r.template(
         Stage::CephCluster,
         "cephcluster",
-        format!("cephcluster-{}", cc.cluster_name),
         json!({
             "name": cc.cluster_name,
             "namespace": ns,
@@ -378,8 +309,10 @@ pub fn render(
             "encryptionAtRest": stack.security.encryption_at_rest,
             "nodes": if use_all { Vec::new() } else { nodes },
         }),
-        false,
     )?;
+    obj.readiness = Readiness::CephClusterReady {
+        accepted_warnings: accepted_health_warnings(stack, cluster),
+    };
 
     // 6. One CephFilesystem per storage class.
     for sc in &stack.storage_classes {
@@ -409,10 +342,9 @@ pub fn render(
                 )
             })
             .collect();
-        r.template(
+        let obj = r.template(
             Stage::Filesystems,
             "cephfilesystem",
-            format!("cephfilesystem-{}", sc.name),
             json!({
                 "name": sc.fs_name(),
                 "namespace": ns,
@@ -422,17 +354,18 @@ pub fn render(
                 "activeCount": fs.metadata_server.active_count,
                 "activeStandby": fs.metadata_server.active_standby,
             }),
-            false,
         )?;
+        obj.readiness = Readiness::CephFilesystemReady {
+            mds_deployments: mds_deployments(sc.fs_name(), &fs.metadata_server),
+        };
     }
 
     // 7. StorageClasses, then the VolumeSnapshotClass.
-    let provisioner = format!("{ROOK_NAMESPACE}.cephfs.csi.ceph.com");
+    let provisioner = namespaces.cephfs_driver();
     for sc in &stack.storage_classes {
         r.template(
             Stage::StorageClasses,
             "storageclass",
-            format!("storageclass-{}", sc.name),
             json!({
                 "name": sc.name,
                 "isDefault": sc.is_default,
@@ -444,102 +377,123 @@ pub fn render(
                 "volumeBindingMode": sc.volume_binding_mode,
                 "allowVolumeExpansion": sc.allow_volume_expansion,
             }),
-            false,
         )?;
     }
     r.template(
-        Stage::SnapshotClass,
+        Stage::StorageClasses,
         "volumesnapshotclass",
-        format!("volumesnapshotclass-{SNAPSHOT_CLASS_NAME}"),
         json!({ "name": SNAPSHOT_CLASS_NAME, "driver": provisioner, "clusterID": ns }),
-        false,
     )?;
 
     // 8-9. Velero.
     if let Some(backup) = &stack.backup_strategy {
         for f in bundle.files_under("velero-") {
-            r.bundle_file(Stage::VeleroCrds, bundle, f, slug_of(&f.path, "velero"))?;
+            r.bundle_file(Stage::Velero, bundle, f)?;
         }
-        render_velero(&mut r, stack, backup, opts)?;
+        render_velero(&mut r, stack, backup)?;
     }
 
-    let width = r.out.len().saturating_sub(1).to_string().len().max(2);
-    Ok(r.out
-        .into_iter()
-        .enumerate()
-        .map(|(i, (stage, source, slug, text, secret))| Manifest {
-            file_name: format!("{i:0width$}-{slug}.yaml"),
-            stage,
-            objects: objects_in(&text),
-            source,
-            has_secret_values: secret,
-            text,
-        })
-        .collect())
+    // Stable: within a stage, objects keep the order they were rendered in.
+    r.out.objects.sort_by_key(|o| o.stage);
+    Ok(r.out)
 }
 
-fn secret_ctx(
+/// The Ceph health checks that may stay in HEALTH_WARN on a healthy cluster of this stack,
+/// each with the reason shown when it is accepted.
+pub fn accepted_health_warnings(stack: &Stack, cluster: &PlannedCluster) -> Vec<AcceptedWarning> {
+    let mut out = Vec::new();
+    if chosen_key_type(stack, cluster) == "aes" {
+        // k8s-facts §8: Ceph v20.2.4 raises these while any AES key exists, which the `aes`
+        // CSI key type (needed below Linux 7.0) keeps on purpose.
+        for code in [
+            "AUTH_INSECURE_CLIENT_KEY_TYPE",
+            "AUTH_INSECURE_KEYS_ALLOWED",
+            "AUTH_INSECURE_KEYS_CREATABLE",
+            "AUTH_INSECURE_ROTATING_SERVICE_KEY_TYPE",
+        ] {
+            out.push(AcceptedWarning {
+                code: code.into(),
+                reason: "expected on a fresh cluster: the CSI cephx keys use the `aes` key type \
+                         (not every node runs Linux >= 7.0 for `aes256k`)"
+                    .into(),
+            });
+        }
+    }
+    let size_one = stack.storage_classes.iter().any(|sc| {
+        let fs = &sc.filesystem;
+        fs.metadata_pool.replication.size == 1
+            || fs.data_pools.iter().any(|p| p.replication.size == 1)
+    });
+    if size_one {
+        out.push(AcceptedWarning {
+            code: "POOL_NO_REDUNDANCY".into(),
+            reason: "the stack has pools with `replication.size: 1` (no redundancy, by choice)"
+                .into(),
+        });
+    }
+    for code in &stack.ceph_cluster.accept_health_warnings {
+        if !out.iter().any(|w| &w.code == code) {
+            out.push(AcceptedWarning {
+                code: code.clone(),
+                reason: "accepted in the stack (cephCluster.acceptHealthWarnings)".into(),
+            });
+        }
+    }
+    out
+}
+
+/// The MDS Deployments Rook creates for a filesystem: `rook-ceph-mds-<fs>-a`, `-b`, ... one
+/// per active daemon, doubled with active-standby (k8s-facts §3, §8).
+pub fn mds_deployments(fs: &str, mds: &crate::model::MetadataServerConfig) -> Vec<String> {
+    let count = mds
+        .active_count
+        .saturating_mul(if mds.active_standby { 2 } else { 1 });
+    (0..count.min(26))
+        .map(|i| format!("rook-ceph-mds-{fs}-{}", char::from(b'a' + i as u8)))
+        .collect()
+}
+
+/// A Secret whose one key comes from a credential reference. The annotation says where the
+/// value comes from, on the cluster too (useful to `doctor`); the value itself is only ever
+/// resolved into a request or an explicitly requested file.
+fn secret(
+    r: &mut Renderer<'_>,
+    namespace: &str,
     name: &str,
     key: &str,
     reference: &CredentialRef,
-    object: &str,
-    opts: &RenderOptions,
-) -> Result<(Value, bool), RenderError> {
-    if !opts.show_secrets {
-        return Ok((
-            json!({
-                "name": name, "namespace": VELERO_NAMESPACE, "key": key,
-                "redacted": true, "source": format!("{key} from {reference}"), "value": null,
-            }),
-            false,
-        ));
-    }
-    let value = match reference.resolve(&opts.stack_dir) {
-        // A password is one line; a credentials file keeps its bytes.
-        Ok(Resolved::Value(v)) if key == "repository-password" => {
-            base64::engine::general_purpose::STANDARD.encode(v.without_trailing_newline())
-        }
-        Ok(Resolved::Value(v)) => base64::engine::general_purpose::STANDARD.encode(v.bytes()),
-        Ok(Resolved::InCluster(_)) => String::new(),
-        Err(source) => {
-            return Err(RenderError::Credential {
-                object: object.into(),
-                reference: reference.to_string(),
-                source,
-            });
-        }
-    };
-    Ok((
+    one_line: bool,
+) -> Result<(), RenderError> {
+    let obj = r.template(
+        Stage::Velero,
+        "secret",
         json!({
-            "name": name, "namespace": VELERO_NAMESPACE, "key": key,
-            "redacted": false, "source": reference.to_string(), "value": value,
+            "name": name, "namespace": namespace,
+            "source": format!("{key} from {reference}"),
         }),
-        true,
-    ))
+    )?;
+    obj.secret_data = vec![SecretItem {
+        key: key.to_string(),
+        reference: reference.clone(),
+        one_line,
+    }];
+    Ok(())
 }
 
 fn render_velero(
     r: &mut Renderer<'_>,
     stack: &Stack,
     backup: &crate::model::BackupStrategy,
-    opts: &RenderOptions,
 ) -> Result<(), RenderError> {
-    let vns = VELERO_NAMESPACE;
-    r.template(
-        Stage::Velero,
-        "namespace",
-        format!("namespace-{vns}"),
-        json!({ "name": vns }),
-        false,
-    )?;
+    let vns = r.namespaces.velero.clone();
+    let vns = vns.as_str();
+    r.template(Stage::Velero, "namespace", json!({ "name": vns }))?;
     r.template(
         Stage::Velero,
         "serviceaccount",
-        "serviceaccount-velero".into(),
         json!({ "name": "velero", "namespace": vns }),
-        false,
     )?;
-    let crb = if vns == "velero" {
+    let crb = if vns == DEFAULT_VELERO_NAMESPACE {
         "velero".to_string()
     } else {
         format!("velero-{vns}")
@@ -547,9 +501,7 @@ fn render_velero(
     r.template(
         Stage::Velero,
         "clusterrolebinding",
-        format!("clusterrolebinding-{crb}"),
         json!({ "name": crb, "serviceAccount": "velero", "namespace": vns }),
-        false,
     )?;
 
     // Credentials: the default location's env/file credential becomes `cloud-credentials`
@@ -573,14 +525,7 @@ fn render_velero(
                 } else {
                     format!("velero-{}-credentials", l.name)
                 };
-                let (ctx, secret) = secret_ctx(&name, "cloud", reference, &name, opts)?;
-                r.template(
-                    Stage::Velero,
-                    "secret",
-                    format!("secret-{name}"),
-                    ctx,
-                    secret,
-                )?;
+                secret(r, vns, &name, "cloud", reference, false)?;
                 Some((name, "cloud".to_string()))
             }
         };
@@ -593,14 +538,7 @@ fn render_velero(
             Some(CredentialRef::Secret(s)) => Some((s.name.clone(), s.key.clone())),
             Some(reference) => {
                 let name = format!("velero-vsl-{}-credentials", l.name);
-                let (ctx, secret) = secret_ctx(&name, "cloud", reference, &name, opts)?;
-                r.template(
-                    Stage::Velero,
-                    "secret",
-                    format!("secret-{name}"),
-                    ctx,
-                    secret,
-                )?;
+                secret(r, vns, &name, "cloud", reference, false)?;
                 Some((name, "cloud".to_string()))
             }
         };
@@ -609,14 +547,14 @@ fn render_velero(
     if let Some(reference) = &stack.security.kopia_repository_password
         && !matches!(reference, CredentialRef::Secret(_))
     {
-        let name = "velero-repo-credentials";
-        let (ctx, secret) = secret_ctx(name, "repository-password", reference, name, opts)?;
-        r.template(
-            Stage::Velero,
-            "secret",
-            format!("secret-{name}"),
-            ctx,
-            secret,
+        // A password is one line; a credentials file keeps its bytes.
+        secret(
+            r,
+            vns,
+            "velero-repo-credentials",
+            "repository-password",
+            reference,
+            true,
         )?;
     }
 
@@ -636,7 +574,6 @@ fn render_velero(
         r.template(
             Stage::Velero,
             "backupstoragelocation",
-            format!("backupstoragelocation-{}", l.name),
             json!({
                 "name": l.name, "namespace": vns, "provider": l.provider, "bucket": l.bucket,
                 "prefix": l.prefix,
@@ -644,7 +581,6 @@ fn render_velero(
                 "credential": cred.as_ref().map(|(n, k)| json!({"name": n, "key": k})),
                 "default": l.default,
             }),
-            false,
         )?;
     }
     for (l, cred) in backup.volume_snapshot_locations.iter().zip(&vsl_creds) {
@@ -658,13 +594,11 @@ fn render_velero(
         r.template(
             Stage::Velero,
             "volumesnapshotlocation",
-            format!("volumesnapshotlocation-{}", l.name),
             json!({
                 "name": l.name, "namespace": vns, "provider": l.provider,
                 "config": if config.is_empty() { Value::Null } else { Value::Object(config) },
                 "credential": cred.as_ref().map(|(n, k)| json!({"name": n, "key": k})),
             }),
-            false,
         )?;
     }
 
@@ -683,13 +617,11 @@ fn render_velero(
     r.template(
         Stage::Velero,
         "deployment",
-        "deployment-velero".into(),
         json!({
             "namespace": vns, "serviceAccount": "velero",
             "image": versions::VELERO_IMAGE, "pluginImage": versions::VELERO_AWS_PLUGIN_IMAGE,
             "args": args, "cloudCredentials": cloud_credentials,
         }),
-        false,
     )?;
     if fsb {
         let mut agent_args = vec!["node-agent".to_string(), "server".to_string()];
@@ -699,14 +631,12 @@ fn render_velero(
         r.template(
             Stage::Velero,
             "daemonset",
-            "daemonset-node-agent".into(),
             json!({
                 "namespace": vns, "serviceAccount": "velero", "image": versions::VELERO_IMAGE,
                 "args": agent_args, "cloudCredentials": cloud_credentials,
                 "hostPods": format!("{}/pods", versions::KUBELET_ROOT_DIR),
                 "hostPlugins": format!("{}/plugins", versions::KUBELET_ROOT_DIR),
             }),
-            false,
         )?;
     }
 
@@ -749,27 +679,13 @@ fn render_velero(
             t.insert("csiSnapshotTimeout".into(), json!(v));
         }
         r.template(
-            Stage::Velero,
+            Stage::BackupSchedules,
             "schedule",
-            format!("schedule-{}", s.name),
             json!({
                 "name": s.name, "namespace": vns, "schedule": s.schedule,
                 "paused": s.paused.unwrap_or(false), "template": Value::Object(t),
             }),
-            false,
         )?;
     }
     Ok(())
-}
-
-/// Write manifests into `dir` (created if needed). Returns the written paths.
-pub fn write_manifests(manifests: &[Manifest], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    for m in manifests {
-        let path = dir.join(&m.file_name);
-        std::fs::write(&path, &m.text)?;
-        written.push(path);
-    }
-    Ok(written)
 }

@@ -68,3 +68,35 @@ fn strip_location(msg: &str) -> String {
         _ => msg.to_string(),
     }
 }
+
+/// Every document of a multi-document YAML text, as JSON values (the shape the API server
+/// takes). Empty documents (a trailing `---`) are skipped; a document that does not parse is an
+/// error naming the file, line and column — never silently dropped.
+pub fn parse_documents(text: &str, path: &Path) -> Result<Vec<serde_json::Value>, YamlError> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value: serde_json::Value =
+            serde::Deserialize::deserialize(doc).map_err(|inner: serde_yaml::Error| {
+                let (line, column) = inner
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((1, 1));
+                YamlError::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    key_path: ".".into(),
+                    detail: strip_location(&inner.to_string()),
+                }
+            })?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+/// YAML text of a value (for manifests written to files and diffs).
+pub fn to_string<T: serde::Serialize>(value: &T) -> String {
+    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot be shown as YAML: {e}\n"))
+}

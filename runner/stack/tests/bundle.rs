@@ -81,7 +81,6 @@ fn rendering_refuses_a_tampered_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let b = Bundle::new(tmp.path(), bundle::lock().unwrap());
     let opts = rookery_stack::render::RenderOptions {
-        show_secrets: false,
         stack_dir: common::example_dir("lab-3node"),
         allow_missing_bundle: false,
     };

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rookery_stack::bundle::{self, Bundle};
-use rookery_stack::render::{self, RenderOptions, Source};
+use rookery_stack::desired::Source;
+use rookery_stack::render::{self, RenderOptions};
 
 fn golden_dir(example: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,22 +71,23 @@ fn golden_example(example: &str) {
     let (stack, cluster, findings) = common::plan_example(example);
     let b = Bundle::new(common::shared_upstream(), bundle::lock().unwrap());
     let opts = RenderOptions {
-        show_secrets: false,
         stack_dir: common::example_dir(example),
         allow_missing_bundle: false,
     };
-    let manifests = render::render(&stack, &cluster, &b, &opts).unwrap();
+    let desired = render::render(&stack, &cluster, &b, &opts).unwrap();
     let mut files = vec![("findings.txt".to_string(), findings_text(&findings))];
     let mut listing = String::new();
-    for m in &manifests {
+    for m in desired.manifests() {
+        let text = desired.manifest_text(&m, None).unwrap();
         match &m.source {
-            Source::Template { .. } => files.push((m.file_name.clone(), m.text.clone())),
+            Source::Template { .. } => files.push((m.file_name.clone(), text)),
             Source::Bundle { path, .. } => {
                 let _ = writeln!(
                     listing,
-                    "{} <- {path} sha256:{} ({} objects)",
+                    "{} <- {path} stage {} sha256-of-objects:{} ({} objects)",
                     m.file_name,
-                    bundle::sha256_hex(m.text.as_bytes()),
+                    m.stage.name(),
+                    bundle::sha256_hex(text.as_bytes()),
                     m.objects.len()
                 );
             }

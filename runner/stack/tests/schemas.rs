@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use rookery_stack::bundle::{self, Bundle};
-use rookery_stack::render::{self, Manifest, RenderOptions, Source};
+use rookery_stack::desired::{DesiredState, Source};
+use rookery_stack::render::{self, RenderOptions};
 use serde_json::Value;
 
-fn render_example(name: &str, show_secrets: bool) -> Vec<Manifest> {
+fn render_example(name: &str) -> DesiredState {
     let (stack, cluster, findings) = common::plan_example(name);
     assert!(
         !rookery_stack::findings::has_errors(&findings),
@@ -21,7 +22,6 @@ fn render_example(name: &str, show_secrets: bool) -> Vec<Manifest> {
     );
     let b = Bundle::new(common::shared_upstream(), bundle::lock().unwrap());
     let opts = RenderOptions {
-        show_secrets,
         stack_dir: common::example_dir(name),
         allow_missing_bundle: false,
     };
@@ -159,13 +159,20 @@ fn validate_builtin(doc: &Value) {
     }
 }
 
-fn check_all(name: &str, show_secrets: bool) -> BTreeSet<String> {
+/// With `reveal`, Secrets are checked with their resolved values (as sent to the server),
+/// else without `data`.
+fn check_all(name: &str, reveal: bool) -> BTreeSet<String> {
     let mut kinds = BTreeSet::new();
-    for m in render_example(name, show_secrets) {
-        if !matches!(m.source, Source::Template { .. }) {
+    let dir = common::example_dir(name);
+    for o in render_example(name).objects {
+        if !matches!(o.source, Source::Template { .. }) {
             continue;
         }
-        let doc: Value = serde_yaml::from_str(&m.text).unwrap();
+        let doc: Value = if reveal {
+            o.resolved_body(&dir).unwrap()
+        } else {
+            o.body.clone()
+        };
         let kind = doc["kind"].as_str().unwrap().to_string();
         if doc["apiVersion"].as_str().unwrap().contains('.')
             && kind != "StorageClass"
@@ -226,16 +233,16 @@ fn volume_snapshot_location_matches_schema() {
         common::plan(stack, &hosts, &dir, rookery_stack::hosts::FactsSource::File);
     let bundle = Bundle::new(common::shared_upstream(), bundle::lock().unwrap());
     let opts = RenderOptions {
-        show_secrets: false,
         stack_dir: dir,
         allow_missing_bundle: false,
     };
-    let ms = render::render(&stack, &cluster, &bundle, &opts).unwrap();
-    let vsl = ms
+    let desired = render::render(&stack, &cluster, &bundle, &opts).unwrap();
+    let vsl = desired
+        .objects
         .iter()
-        .find(|m| m.objects.iter().any(|o| o.kind == "VolumeSnapshotLocation"))
-        .expect("a VSL manifest");
-    validate_cr(&serde_yaml::from_str(&vsl.text).unwrap());
+        .find(|o| o.id.kind == "VolumeSnapshotLocation")
+        .expect("a VSL object");
+    validate_cr(&vsl.body);
 }
 
 #[test]

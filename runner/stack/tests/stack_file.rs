@@ -60,6 +60,42 @@ fn defaults_are_documented_values() {
     assert!(s.backup_strategy.is_none());
     assert_eq!(s.security.cephx_csi_key_type, KeyTypeChoice::Auto);
     assert!(!s.monitoring.enabled);
+    assert_eq!(s.operator_namespace, None);
+    assert_eq!(s.namespaces(), rookery_stack::Namespaces::upstream());
+}
+
+#[test]
+fn namespaces_derive_from_the_stack() {
+    let yaml = format!(
+        "namespace: storage-system\n{MINIMAL}backupStrategy:\n  enableSnapshotBackups: true\n  \
+         enableFilesystemBackups: false\n  backupStorageLocations: []\n"
+    );
+    let s: Stack = parse(&yaml, Path::new("s.yaml")).unwrap();
+    let n = s.namespaces();
+    assert_eq!(
+        (n.cluster.as_str(), n.operator.as_str(), n.velero.as_str()),
+        ("storage-system", "storage-system", "velero")
+    );
+    assert_eq!(n.cephfs_driver(), "storage-system.cephfs.csi.ceph.com");
+
+    let yaml = yaml
+        .replace(
+            "namespace: storage-system\n",
+            "namespace: storage-system\noperatorNamespace: rook-operator\n",
+        )
+        .replace(
+            "backupStrategy:\n",
+            "backupStrategy:\n  namespace: backups\n",
+        );
+    let n = parse::<Stack>(&yaml, Path::new("s.yaml"))
+        .unwrap()
+        .namespaces();
+    assert_eq!(
+        (n.cluster.as_str(), n.operator.as_str(), n.velero.as_str()),
+        ("storage-system", "rook-operator", "backups")
+    );
+    assert!(n.separate_operator());
+    assert_eq!(n.cephfs_driver(), "rook-operator.cephfs.csi.ceph.com");
 }
 
 #[test]

@@ -8,32 +8,97 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::findings::Finding;
 use crate::hosts::{DeviceState, FactsSource, NodeMatch, NodeOrigin, PlannedCluster};
-use crate::model::{PoolConfig, ROOK_NAMESPACE, Stack};
+use crate::model::{PoolConfig, Stack};
+use crate::namespaces::DEFAULT_VELERO_NAMESPACE;
+use crate::validate::is_dns1123_label;
 
-/// The upstream Rook manifests are applied verbatim and put the operator, its RBAC and the
-/// CSI `Driver` CRs into `rook-ceph`; a CephCluster elsewhere has no RBAC and the
-/// provisioner name `<ns>.cephfs.csi.ceph.com` would match no Driver (k8s-facts §4).
+/// Namespaces Kubernetes creates itself ("Initial namespaces" of the Kubernetes Namespaces
+/// concept page); the `kube-` prefix is reserved there for system namespaces. Rookery declares
+/// its namespaces as its own objects (R:common.yaml:10-12 for the cluster, the Velero
+/// `Namespace` template), and the snapshot-controller already lives in `kube-system`
+/// (k8s-facts §1 step 2), so none of these may hold the stack.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Longest operator namespace whose CSI plugin names fit a label value: ceph-csi-operator names
+/// the plugin Deployment/DaemonSet `<driver>-ctrlplugin`/`-nodeplugin` and labels their pods
+/// `app: <that name>` (ceph/ceph-csi-operator `internal/controller/driver_controller.go`,
+/// `generateName`, read at a later commit than v1.0.4, hence a warning), a label value is at
+/// most 63 characters, and the longest is `<ns>.cephfs.csi.ceph.com-nodeplugin`.
+const MAX_OPERATOR_NAMESPACE: usize = 63 - ".cephfs.csi.ceph.com-nodeplugin".len();
+
+/// Every namespace is a valid, non-system namespace; Velero has its own. Rook's files are
+/// rewritten for any such namespace (`namespaces::rewrite`, ceph-configuration.md:17-58), so
+/// `storage-system` is fine. A Driver name already taken by another Rook on the cluster is
+/// found only when connected (the apply engine checks it).
 pub fn check_namespace(stack: &Stack) -> Vec<Finding> {
-    if stack.namespace == ROOK_NAMESPACE {
-        return vec![];
+    let ns = stack.namespaces();
+    let mut named = vec![("namespace", "the CephCluster's", ns.cluster.as_str())];
+    if stack.operator_namespace.is_some() {
+        named.push((
+            "operatorNamespace",
+            "the Rook operator's",
+            ns.operator.as_str(),
+        ));
     }
-    vec![Finding::error(
-        "namespace",
-        "namespace",
-        format!(
-            "namespace `{}`: Rook v1.20.6's common.yaml and operator.yaml, which Rookery applies \
-             unmodified, create the operator, the cluster RBAC and the CSI Driver \
-             `rook-ceph.cephfs.csi.ceph.com` in namespace `rook-ceph` only; a CephCluster in \
-             another namespace would have no service accounts and no CSI driver",
-            stack.namespace
-        ),
-        "set `namespace: rook-ceph` (the default) or remove the key; StorageClasses are \
-         cluster-scoped, so PVCs in any namespace can still use them. Running Rook elsewhere \
-         would need every `# namespace:operator`/`# namespace:cluster` line of common.yaml, \
-         csi-operator.yaml and operator.yaml and the `# csi-provisioner-name` Driver names \
-         rewritten (and the StorageClass provisioner `<ns>.cephfs.csi.ceph.com` to follow); \
-         Rookery applies those files verbatim and does not rewrite them",
-    )]
+    if stack.backup_strategy.is_some() {
+        named.push(("backupStrategy.namespace", "Velero's", ns.velero.as_str()));
+    }
+    let mut out = Vec::new();
+    for (path, whose, value) in &named {
+        if !is_dns1123_label(value) {
+            out.push(Finding::error(
+                "namespace",
+                *path,
+                format!("{whose} namespace `{value}` is not a valid DNS-1123 label"),
+                "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+            ));
+        } else if SYSTEM_NAMESPACES.contains(value) || value.starts_with("kube-") {
+            out.push(Finding::error(
+                "namespace",
+                *path,
+                format!(
+                    "{whose} namespace `{value}` is a Kubernetes system namespace or uses the \
+                     `kube-` prefix Kubernetes reserves for them; Rookery declares the namespaces \
+                     it installs into as its own `Namespace` objects"
+                ),
+                "use a namespace of its own, e.g. `storage-system` (Rook) or `velero`",
+            ));
+        }
+    }
+    if stack.backup_strategy.is_some() && (ns.velero == ns.cluster || ns.velero == ns.operator) {
+        out.push(Finding::error(
+            "namespace",
+            "backupStrategy.namespace",
+            format!(
+                "Velero's namespace `{}` is also Rook's: the stack would declare that \
+                 `Namespace` twice, once for Rook and once with Velero's labels in the Velero \
+                 templates, and Rook's and Velero's objects would no longer be separable",
+                ns.velero
+            ),
+            format!(
+                "give Velero its own namespace (the default `{DEFAULT_VELERO_NAMESPACE}`, or remove the key)"
+            ),
+        ));
+    }
+    if is_dns1123_label(&ns.operator) && ns.operator.len() > MAX_OPERATOR_NAMESPACE {
+        out.push(Finding::warning(
+            "namespace",
+            if stack.operator_namespace.is_some() {
+                "operatorNamespace"
+            } else {
+                "namespace"
+            },
+            format!(
+                "the CSI driver `{}` gets a node plugin named `{}-nodeplugin`, and \
+                 ceph-csi-operator labels its pods with that name, which is longer than the 63 \
+                 characters a label value may have, so the CSI pods may never be created",
+                ns.cephfs_driver(),
+                ns.cephfs_driver()
+            ),
+            format!("use an operator namespace of at most {MAX_OPERATOR_NAMESPACE} characters"),
+        ));
+    }
+    out
 }
 
 /// `dataDirHostPath` pattern and forbidden values (k8s-facts §2, R:crds.yaml:1789-1795).
