@@ -8,7 +8,7 @@ use rookery_agent::{probe, server};
 use rookery_proto::{EXIT_SELF_CHECK_FAILED, ProbeRequest};
 
 const USAGE: &str = "usage: rookery-agent serve [--expect-sha256 HEX]
-       rookery-agent probe [--include-loop] [DEVICE...]
+       rookery-agent probe [--include-loop] [--io-timeout SECONDS] [DEVICE...]
        rookery-agent --version";
 
 fn main() -> ExitCode {
@@ -67,8 +67,11 @@ fn serve(args: &[String]) -> ExitCode {
         }
     }
     let stdin = io::stdin().lock();
-    let stdout = io::stdout().lock();
+    // Request threads share stdout (one frame at a time, under the server's lock).
+    let stdout = io::stdout();
     match server::serve(stdin, stdout) {
+        // Returning ends the process, and with it any read-only request still stuck in the
+        // kernel (see `server`).
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rookery-agent: protocol output failed: {e}");
@@ -79,9 +82,14 @@ fn serve(args: &[String]) -> ExitCode {
 
 fn probe_cmd(args: &[String]) -> ExitCode {
     let mut req = ProbeRequest::default();
-    for a in args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--include-loop" => req.include_loop = true,
+            "--io-timeout" => match it.next().and_then(|s| s.parse().ok()) {
+                Some(secs) => req.io_timeout_secs = Some(secs),
+                None => return usage_error(),
+            },
             s if s.starts_with('-') => return usage_error(),
             s => req.only.push(s.to_string()),
         }

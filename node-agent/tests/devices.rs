@@ -280,6 +280,7 @@ fn probe_over_the_protocol_matches_the_library() {
             Request::Probe(ProbeRequest {
                 include_loop: true,
                 only: vec![fx.lo.path_str()],
+                io_timeout_secs: None,
             }),
         ),
     ] {
@@ -315,6 +316,7 @@ fn loop_devices_are_skipped_unless_asked() {
     let facts = rookery_agent::probe::probe_host(&ProbeRequest {
         include_loop: false,
         only: vec![fx.lo.name().to_string()],
+        io_timeout_secs: None,
     });
     assert!(facts.block_devices.is_empty());
     assert_eq!(facts.skipped_devices.len(), 1);

@@ -198,6 +198,7 @@ fn plan_for(l: &Loop, consent: bool) -> DevicePlan {
     let facts = probe_host(&ProbeRequest {
         include_loop: true,
         only: vec![l.dev.clone()],
+        io_timeout_secs: None,
     });
     let spec = serde_json::json!([{"name": l.dev, "wipe": true}]);
     let sel = rookery_devices::spec::parse_host_specs("test", Some(&spec)).unwrap();
@@ -910,6 +911,14 @@ fn discard_on_non_rotational() {
         lines.iter().any(|a| a.action == AuditAction::Discard),
         "{lines:?}"
     );
+    // Discarded a GiB at a time with a progress line each, so the runner hears from a long
+    // discard instead of timing out.
+    let discarded = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Progress { message } if message.starts_with("discarding ")))
+        .count();
+    assert_eq!(discarded, 6, "one progress line per GiB discarded");
 }
 
 #[test]

@@ -27,6 +27,12 @@ pub struct ConnectArgs {
     /// always refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Do not verify host keys (throwaway lab hosts only): unknown keys are accepted and not
+    /// recorded, and inventory or ssh config settings that switch checking off are allowed.
+    /// Keys that contradict known_hosts are still refused, and become passwords are never
+    /// sent to unverified hosts.
+    #[arg(long)]
+    pub insecure_ignore_host_keys: bool,
     /// known_hosts file for this inventory (checked instead of ~/.ssh/known_hosts, and
     /// where new keys are recorded).
     #[arg(long, value_name = "FILE")]
@@ -42,6 +48,11 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "S", default_value_t = 10)]
     pub connect_timeout: u64,
 }
+
+/// Printed once per run under `--insecure-ignore-host-keys`, even with `-q`.
+pub const INSECURE_WARNING: &str = "warning: --insecure-ignore-host-keys: HOST KEYS ARE NOT \
+VERIFIED in this run; anyone on the network path can impersonate these hosts (become passwords \
+are not sent to hosts whose key is unverified)";
 
 /// `-K`: the sudo password, asked once.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,6 +82,12 @@ impl ConnectArgs {
             .map_err(|e| (exit::ERROR, error_chain(&e)))?;
         let mut opts = ConnectOptions::new(agent);
         opts.accept_new_host_keys = self.accept_new_host_keys;
+        opts.insecure_ignore_host_keys = self.insecure_ignore_host_keys;
+        if self.insecure_ignore_host_keys {
+            // Printed whatever -q says: a run without host-key checking must never look like
+            // a normal one.
+            eprintln!("{INSECURE_WARNING}");
+        }
         opts.known_hosts = self.known_hosts.clone();
         opts.ssh_config = self.ssh_config.clone();
         opts.connect_timeout = Duration::from_secs(self.connect_timeout.max(1));
@@ -153,6 +170,7 @@ mod tests {
             "inv",
             "-K",
             "--accept-new-host-keys",
+            "--insecure-ignore-host-keys",
             "--known-hosts",
             "kh",
             "--ssh-config",
@@ -167,6 +185,7 @@ mod tests {
             panic!("play")
         };
         assert!(a.become_.ask_become_pass && a.connect.accept_new_host_keys);
+        assert!(a.connect.insecure_ignore_host_keys);
         assert_eq!(a.connect.known_hosts.as_deref(), Some("kh".as_ref()));
         assert_eq!(a.connect.ssh_config.as_deref(), Some("cfg".as_ref()));
         assert_eq!(a.connect.agent_binary.as_deref(), Some("agent".as_ref()));

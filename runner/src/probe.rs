@@ -3,13 +3,11 @@
 //! and by commands that need fresh facts (plan, stack). One host's failure never stops the
 //! others; results come back in inventory order.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rookery_inventory::Host;
 use rookery_proto::{HostFacts, ProbeRequest, Request, Response};
-use rookery_transport::Connector;
+use rookery_transport::{Connector, HostPanic, fan_out_with_progress};
 use serde::Serialize;
 
 /// What probing one host gave.
@@ -97,6 +95,7 @@ async fn probe_one(
         .call(Request::Probe(ProbeRequest {
             include_loop,
             only: vec![],
+            io_timeout_secs: None,
         }))
         .await;
     let (outcome, hint) = match res {
@@ -131,7 +130,7 @@ async fn probe_one(
 }
 
 /// Probe `hosts`, at most `forks` at a time. `progress` sees each result as it completes;
-/// the returned list is in the order of `hosts`.
+/// the returned list is in the order of `hosts`. A host whose task panicked is a failed host.
 pub async fn gather(
     connector: &Connector,
     hosts: &[&Host],
@@ -139,43 +138,28 @@ pub async fn gather(
     include_loop: bool,
     progress: &mut (dyn FnMut(&HostProbe) + Send),
 ) -> Vec<HostProbe> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    let mut index = HashMap::new();
-    for (i, h) in hosts.iter().enumerate() {
-        let c = connector.clone();
-        let name = h.name.clone();
-        let spec = h.connection.clone();
-        let sem = sem.clone();
-        let handle = set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            probe_one(&c, &name, &spec, include_loop).await
-        });
-        index.insert(handle.id(), i);
-    }
-    let mut out: Vec<Option<HostProbe>> = vec![None; hosts.len()];
-    while let Some(res) = set.join_next_with_id().await {
-        let (i, hp) = match res {
-            Ok((id, hp)) => (index.get(&id).copied(), hp),
-            Err(e) => {
-                let i = index.get(&e.id()).copied();
-                let host = i.map(|i| hosts[i].name.clone()).unwrap_or_default();
-                let hp = HostProbe {
-                    outcome: ProbeOutcome::Failed(format!("{host}: internal error: {e}")),
-                    host,
-                    hint: None,
-                    agent_uploaded: false,
-                    duration: Duration::ZERO,
-                };
-                (i, hp)
-            }
-        };
-        progress(&hp);
-        if let Some(i) = i {
-            out[i] = Some(hp);
-        }
-    }
-    out.into_iter().flatten().collect()
+    let panicked = |i: usize, p: &HostPanic| HostProbe {
+        host: hosts[i].name.clone(),
+        outcome: ProbeOutcome::Failed(format!("{}: {p}", hosts[i].name)),
+        hint: None,
+        agent_uploaded: false,
+        duration: Duration::ZERO,
+    };
+    let outcomes = fan_out_with_progress(
+        hosts.iter().copied(),
+        forks,
+        |h| probe_one(connector, &h.name, &h.connection, include_loop),
+        |i, r| match r {
+            Ok(hp) => progress(hp),
+            Err(p) => progress(&panicked(i, p)),
+        },
+    )
+    .await;
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|p| panicked(i, &p)))
+        .collect()
 }
 
 /// Counts for the recap and the exit code.

@@ -5,6 +5,7 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod hungdisk;
 pub mod kube;
 pub mod loopdev;
 pub mod require;

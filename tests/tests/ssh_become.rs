@@ -120,3 +120,74 @@ fn sudo_nopasswd_and_plain_user() {
         s.close().await;
     });
 }
+
+/// The become password goes only to a host whose key was verified in known_hosts. On first
+/// contact under accept-new the key is recorded but the password is withheld (sudo runs with
+/// `-n` and says a password is required), so the next run, against a now known key, sends
+/// it; with host-key checking off it is never sent, while a NOPASSWD host still works.
+#[test]
+fn become_password_only_to_verified_hosts() {
+    if !ready() {
+        return;
+    }
+    let user = ensure_user("rkt-tofu", PW, Sudo::Password).unwrap();
+    let nopw = ensure_user("rkt-tofu-nopw", PW, Sudo::NoPassword).unwrap();
+    let lab = SshLab::start(1).unwrap();
+    let port = lab.hosts[0].port;
+    let entry = |name: &str| {
+        lab.host_entry(
+            "n",
+            port,
+            name,
+            &[
+                "ansible_become: true",
+                &format!("ansible_become_password: {PW}"),
+            ],
+        )
+    };
+    let spec = lab.spec(&[entry(&user.name)], "n").unwrap();
+    let kh = lab.write("kh-empty", "").unwrap();
+
+    // First contact, accept-new: recorded, password withheld.
+    let mut opts = lab.connect_options(&kh).unwrap();
+    opts.accept_new_host_keys = true;
+    let connector = Connector::new(opts.clone());
+    let e = rt().block_on(connector.connect("n", &spec)).unwrap_err();
+    assert!(matches!(e, ConnectError::BecomeFailed { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("it was not sent") && text.contains("seen for the first time"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1);
+
+    // Second run: the key is known now, the password goes to sudo and become works.
+    let connector = Connector::new(opts);
+    let s = rt()
+        .block_on(connector.connect("n", &spec))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(s.hello().euid, 0);
+    rt().block_on(s.close());
+
+    // Checking off: never sent, even though the key is in the file it would be checked in.
+    let kh2 = lab.write("kh-empty-2", "").unwrap();
+    let mut opts = lab.connect_options(&kh2).unwrap();
+    opts.insecure_ignore_host_keys = true;
+    let connector = Connector::new(opts);
+    let e = rt().block_on(connector.connect("n", &spec)).unwrap_err();
+    assert!(
+        e.to_string().contains("not sent") && e.to_string().contains("not verified"),
+        "{e}"
+    );
+    assert!(
+        std::fs::read_to_string(&kh2).unwrap().is_empty(),
+        "nothing recorded when checking is off"
+    );
+    // A NOPASSWD host needs no password: it still works unverified.
+    let spec = lab.spec(&[entry(&nopw.name)], "n").unwrap();
+    let s = rt()
+        .block_on(connector.connect("n", &spec))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(s.hello().euid, 0);
+    rt().block_on(s.close());
+}

@@ -4,7 +4,8 @@
 //! local child process). The agent first prints [`MARKER`] on a line of its own; everything
 //! before that line is shell start-up noise (rc files, motd, sudo chatter) and is discarded.
 //! After the marker each line on stdout is one JSON [`AgentFrame`]; each line the runner
-//! writes to stdin is one JSON [`RunnerFrame`]. The agent exits when stdin reaches EOF.
+//! writes to stdin is one JSON [`RunnerFrame`]. The agent exits when stdin reaches EOF, killing
+//! the commands it still runs for that session (the runner closes after its last answer).
 //! stderr carries human-readable logs only and is never parsed.
 //!
 //! The first request on a connection must be [`Request::Hello`]; the agent answers with
@@ -40,6 +41,17 @@ pub const MARKER: &str = "\u{1}ROOKERY-AGENT-PROTOCOL-1\u{2}";
 pub const EXIT_NEED_UPLOAD: i32 = 86;
 /// Exit code of `rookery-agent serve --expect-sha256 H` when its own file does not hash to H.
 pub const EXIT_SELF_CHECK_FAILED: i32 = 87;
+
+/// Longest frame (one JSON line, without its newline) either side writes or accepts. The
+/// largest legitimate frames are an `Exec` result (two streams of at most 16 MiB each, which
+/// JSON escaping can grow) and a `WriteFile` request; the agent answers with an error
+/// instead of writing a larger frame, and a reader closes the session (runner) or refuses
+/// the frame (agent) when the limit is passed, so a broken peer cannot exhaust memory.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// Output of one command captured per stream (stdout, stderr); the rest is discarded and
+/// the result says `truncated`.
+pub const MAX_CAPTURE_BYTES: usize = 16 << 20;
 
 /// Correlates a response with its request. Events carry the id of the request they belong to.
 pub type RequestId = u64;
@@ -163,6 +175,10 @@ pub struct ProbeRequest {
     /// Only report these device names (kernel names like `sdb`, or paths); empty = all.
     #[serde(default)]
     pub only: Vec<String>,
+    /// Seconds the device reads may take before a device is reported unreadable; None =
+    /// the agent's default (20 s).
+    #[serde(default)]
+    pub io_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,7 +190,8 @@ pub struct ExecRequest {
     pub cwd: Option<String>,
     #[serde(default)]
     pub env: Vec<(String, String)>,
-    /// Kill the process after this many seconds.
+    /// Kill the process group after this many seconds (the agent's default when absent is
+    /// one hour: nothing the runner starts runs for ever).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
 }
@@ -188,6 +205,9 @@ pub struct ExecResult {
     #[serde(default)]
     pub timed_out: bool,
     pub duration_ms: u64,
+    /// stdout or stderr passed [`MAX_CAPTURE_BYTES`]; the rest was read and discarded.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

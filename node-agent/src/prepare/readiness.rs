@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use rookery_proto::{CheckStatus, ReadinessCheck, ReadinessReport, ReadinessRequest};
 
@@ -229,6 +228,9 @@ pub fn data_dir_check(path: &str) -> ReadinessCheck {
     }
 }
 
+/// Deadline of the `timedatectl` query; past it the kernel's NTP state decides.
+const TIMEDATECTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn time_check() -> ReadinessCheck {
     let ok = |how: &str| {
         check(
@@ -241,11 +243,11 @@ fn time_check() -> ReadinessCheck {
     if Path::new("/run/systemd/timesync/synchronized").exists() {
         return ok("systemd-timesyncd");
     }
-    if let Ok(o) = Command::new("timedatectl")
-        .args(["show", "-p", "NTPSynchronized", "--value"])
-        .output()
-        && o.status.success()
-        && String::from_utf8_lossy(&o.stdout).trim() == "yes"
+    // timedatectl asks systemd over D-Bus, which can hang for ~25 s when the bus is stuck.
+    if let Ok(out) = crate::exec::run(
+        &["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+        TIMEDATECTL_TIMEOUT,
+    ) && out.trim() == "yes"
     {
         return ok("timedatectl");
     }

@@ -33,7 +33,6 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::process::Command;
 
 use rookery_proto::{AuditAction, DeviceIdentity, Signature};
 
@@ -206,19 +205,39 @@ fn zero_range(f: &File, start: u64, len: u64, backwards: bool) -> io::Result<()>
 
 /// Removes a `ceph--*` dm device with `dmsetup remove` (only reachable when the kernel has
 /// device-mapper, which implies the lvm2/dmsetup userland on every distribution we target).
+/// `--retry` retries for a few seconds on EBUSY; a dmsetup stuck longer than
+/// [`DMSETUP_TIMEOUT`] (a hung udev sync) is killed and the step fails.
 fn remove_dm(name: &str) -> io::Result<()> {
-    let out = Command::new("dmsetup")
-        .args(["remove", "--retry", name])
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "dmsetup remove exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+    crate::exec::run(&["dmsetup", "remove", "--retry", name], DMSETUP_TIMEOUT)
+        .map(drop)
+        .map_err(io::Error::other)
+}
+
+/// Deadline of one `dmsetup remove --retry`.
+const DMSETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Discarded per BLKDISCARD call. One call over a whole multi-TB SSD can take minutes without
+/// a word; in chunks the runner hears progress and its silence timeout never fires.
+pub const DISCARD_CHUNK: u64 = GIB;
+
+fn discard_chunks(
+    f: &File,
+    path: &str,
+    size: u64,
+    progress: &mut dyn FnMut(String),
+) -> io::Result<()> {
+    let mut off = 0;
+    while off < size {
+        let n = DISCARD_CHUNK.min(size - off);
+        ioctl::discard(f, off, n)?;
+        off += n;
+        progress(format!(
+            "discarding {path}: {} of {} MiB",
+            off / MIB,
+            size / MIB
+        ));
     }
+    Ok(())
 }
 
 struct Ctx<'a, 'b> {
@@ -235,6 +254,17 @@ impl Ctx<'_, '_> {
         run: impl FnOnce() -> io::Result<T>,
         after: impl FnOnce() -> Vec<Signature>,
     ) -> Result<T, WipeError> {
+        self.step_progress(action, before, |_| run(), after)
+    }
+
+    /// [`Ctx::step`] for a long step that reports progress while it runs.
+    fn step_progress<T>(
+        &mut self,
+        action: AuditAction,
+        before: &[Signature],
+        run: impl FnOnce(&mut dyn FnMut(String)) -> io::Result<T>,
+        after: impl FnOnce() -> Vec<Signature>,
+    ) -> Result<T, WipeError> {
         let name = action.to_string();
         self.audit
             .record(self.id, action.clone(), before, &[], None)
@@ -242,7 +272,7 @@ impl Ctx<'_, '_> {
                 step: name.clone(),
                 source,
             })?;
-        let res = run();
+        let res = run(&mut |m| self.audit.progress(m));
         let sigs_after = after();
         let result = match &res {
             Ok(_) => "ok".to_string(),
@@ -346,10 +376,11 @@ pub fn wipe(
     }
 
     if discard && !disk.rotational {
-        let r = ctx.step(
+        let path = disk.path.clone();
+        let r = ctx.step_progress(
             AuditAction::Discard,
             &current,
-            || ioctl::discard(f, 0, disk.size_bytes),
+            |progress| discard_chunks(f, &path, disk.size_bytes, progress),
             || rescan(f),
         );
         match r {

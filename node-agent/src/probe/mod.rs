@@ -9,6 +9,12 @@
 //! Which disk is which (serials, WWNs, links, partitions, holders, mounts) comes from
 //! [`crate::host`], the same reader prepare re-checks with before it writes.
 //!
+//! Device reads (the exclusive-open test and the scan) run on a thread per device, all at
+//! once, under one deadline ([`DEVICE_IO_TIMEOUT`] by default): a disk whose reads hang (a
+//! dying drive, a stuck controller) is reported unreadable with the reason instead of hanging
+//! the whole host's probe. Its thread stays blocked in the kernel until the read returns or
+//! the agent exits; nothing else waits for it.
+//!
 //! Entry points for other modules:
 //! * [`probe_device`]: one device by kernel name or path, fully probed with its verdict.
 //! * [`signatures::scan`]: the signature scan over any `Read + Seek`.
@@ -23,6 +29,8 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rookery_proto::{
     BlockDevice, DeviceClass, DeviceKind, HostFacts, OsRelease, Partition, ProbeRequest,
@@ -42,6 +50,67 @@ pub enum ProbeError {
     Partition(String),
     #[error("block device {name} is not probed: {reason}")]
     Skipped { name: String, reason: String },
+}
+
+/// How long the reads of every device together may take (they run in parallel); a device
+/// still silent then is reported unreadable. A healthy disk answers in milliseconds, one
+/// spinning up from standby in about 10 s.
+pub const DEVICE_IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What reading one device gave.
+struct DeviceIo {
+    /// Someone holds the device open exclusively.
+    in_use: bool,
+    scanned: std::io::Result<contents::Found>,
+}
+
+/// The reads of one device, running on their own thread.
+struct PendingIo(Result<mpsc::Receiver<DeviceIo>, String>);
+
+impl PendingIo {
+    fn start(disk: &Disk) -> PendingIo {
+        let disk = disk.clone();
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("probe-io".into())
+            .spawn(move || {
+                let path = PathBuf::from(&disk.path);
+                let in_use = matches!(
+                    OpenOptions::new()
+                        .read(true)
+                        .custom_flags(nix::libc::O_EXCL)
+                        .open(&path),
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)
+                );
+                let scanned = File::open(&path).and_then(|f| {
+                    contents::scan_device(
+                        &f,
+                        disk.size_bytes,
+                        disk.logical_sector_size,
+                        &disk.partitions,
+                        &[],
+                    )
+                });
+                let _ = tx.send(DeviceIo { in_use, scanned });
+            });
+        PendingIo(
+            spawned
+                .map(|_| rx)
+                .map_err(|e| format!("cannot start a thread to read it: {e}")),
+        )
+    }
+
+    /// The result, or why there is none by `deadline`.
+    fn wait(self, deadline: Instant, timeout: Duration) -> Result<DeviceIo, String> {
+        let rx = self.0?;
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                format!(
+                    "no answer to reads within {}s (hung or failing disk); reads abandoned",
+                    timeout.as_secs_f32()
+                )
+            })
+    }
 }
 
 /// Probes this host: facts plus every block device (as [`ProbeRequest`] selects).
@@ -94,14 +163,25 @@ impl OsPaths {
                 });
             }
         }
+        let mut todo = Vec::new();
         for name in names {
             if !only.is_empty() && !only.contains(&name) {
                 continue;
             }
             match self.classify(&name, req.include_loop, &state.links) {
-                Ok((disk, kind)) => block_devices.push(self.probe_one(&disk, kind, &state)),
+                Ok((disk, kind)) => todo.push((disk, kind)),
                 Err(reason) => skipped_devices.push(SkippedDevice { name, reason }),
             }
+        }
+        let timeout = req
+            .io_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(DEVICE_IO_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let pending: Vec<PendingIo> = todo.iter().map(|(d, _)| PendingIo::start(d)).collect();
+        for ((disk, kind), p) in todo.into_iter().zip(pending) {
+            let io = p.wait(deadline, timeout);
+            block_devices.push(self.probe_one(&disk, kind, &state, io));
         }
         HostFacts {
             hostname: self
@@ -145,7 +225,9 @@ impl OsPaths {
                 name: name.clone(),
                 reason,
             })?;
-        Ok(self.probe_one(&disk, kind, &state))
+        let io =
+            PendingIo::start(&disk).wait(Instant::now() + DEVICE_IO_TIMEOUT, DEVICE_IO_TIMEOUT);
+        Ok(self.probe_one(&disk, kind, &state, io))
     }
 
     /// Kernel name for a name or path: `/dev/disk/by-id/x` → `sdb`, `/dev/sdb` → `sdb`.
@@ -202,7 +284,13 @@ impl OsPaths {
         Ok((disk, kind))
     }
 
-    fn probe_one(&self, disk: &Disk, kind: DeviceKind, state: &SystemState) -> BlockDevice {
+    fn probe_one(
+        &self,
+        disk: &Disk,
+        kind: DeviceKind,
+        state: &SystemState,
+        io: Result<DeviceIo, String>,
+    ) -> BlockDevice {
         let name = disk.name.as_str();
         let attr = |a: &str| self.block_attr(name, a);
         let path = PathBuf::from(&disk.path);
@@ -241,24 +329,11 @@ impl OsPaths {
         mountpoints.dedup();
         let holds_root = mountpoints.iter().any(|m| m == "/");
 
-        let in_use = matches!(
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_EXCL)
-                .open(&path),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)
-        );
-
+        let (in_use, scanned) = match io {
+            Ok(d) => (d.in_use, d.scanned.map_err(|e| e.to_string())),
+            Err(reason) => (false, Err(reason)),
+        };
         let mut inputs = VerdictInputs::default();
-        let scanned = File::open(&path).and_then(|f| {
-            contents::scan_device(
-                &f,
-                disk.size_bytes,
-                disk.logical_sector_size,
-                &disk.partitions,
-                &[],
-            )
-        });
         let (signatures, wipe_signatures) = match scanned {
             Ok(found) => {
                 inputs.used_by_ceph_disk = found.whole.used_by_ceph_disk();
@@ -661,6 +736,7 @@ mod tests {
         let facts = h.paths().host_facts(&ProbeRequest {
             include_loop: false,
             only: vec!["sda1".into(), "sdz".into()],
+            io_timeout_secs: None,
         });
         assert!(facts.block_devices.is_empty());
         let reasons: Vec<_> = facts

@@ -161,6 +161,7 @@ pub async fn probe_plan<A: AgentCalls>(
     let req = Request::Probe(ProbeRequest {
         include_loop,
         only: vec![],
+        io_timeout_secs: None,
     });
     match agent.call(req, &mut |_| {}).await {
         Ok(Response::Probe(facts)) => {

@@ -55,6 +55,9 @@ pub struct ConnectionSpec {
     pub user_known_hosts_files: Vec<PathBuf>,
     /// `-o StrictHostKeyChecking=...`.
     pub strict_host_key_checking: Option<StrictHostKeyChecking>,
+    /// Where the host-key options above came from (`ansible_ssh_common_args at
+    /// inv.yaml:4:7`), so a refusal can say which line to change.
+    pub host_key_options_origin: Option<String>,
     /// `-o ProxyJump=...` or `-J ...`: `[user@]host[:port]`, comma-separated chain.
     pub proxy_jump: Option<String>,
     /// `ansible_become`.
@@ -80,6 +83,7 @@ impl fmt::Debug for ConnectionSpec {
             .field("identities_only", &self.identities_only)
             .field("user_known_hosts_files", &self.user_known_hosts_files)
             .field("strict_host_key_checking", &self.strict_host_key_checking)
+            .field("host_key_options_origin", &self.host_key_options_origin)
             .field("proxy_jump", &self.proxy_jump)
             .field("become_", &self.become_)
             .field("become_user", &self.become_user)
@@ -208,6 +212,7 @@ impl ConnectionSpec {
             identities_only: false,
             user_known_hosts_files: Vec::new(),
             strict_host_key_checking: None,
+            host_key_options_origin: None,
             proxy_jump: None,
             become_,
             become_user,
@@ -217,8 +222,17 @@ impl ConnectionSpec {
         let mut seen = SshSeen::default();
         for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
             if let Some((args, name)) = r.string(&[name])? {
+                let before = (seen.strict, seen.known_hosts);
                 apply_ssh_args(&mut spec, &mut seen, &args)
                     .map_err(|m| r.err(name, format!("{name}: {m}")))?;
+                if (seen.strict, seen.known_hosts) != before
+                    && spec.host_key_options_origin.is_none()
+                {
+                    spec.host_key_options_origin = Some(match r.origins.get(name) {
+                        Some(loc) => format!("{name} at {loc}"),
+                        None => format!("{name} of host `{host}`"),
+                    });
+                }
             }
         }
         Ok(spec)

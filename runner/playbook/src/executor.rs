@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rookery_inventory::{ConnectionKind, ConnectionSpec};
-use rookery_transport::{AgentSession, Connector, SessionError};
+use rookery_transport::{AgentSession, Connector, HostPanic, SessionError, fan_out};
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
 
 use crate::events::{HostResult, HostStats, Reporter, RunEvent, Status};
 use crate::expr;
@@ -430,23 +429,22 @@ impl Executor {
             handler,
             hosts: idx.len(),
         });
-        let sem = Semaphore::new(self.opts.forks.max(1));
-        let sem = &sem;
-        let selected: Vec<&mut HostState> = states
+        let chosen: Vec<usize> = std::mem::take(idx);
+        let selected = states
             .iter_mut()
             .enumerate()
-            .filter(|(i, _)| idx.contains(i))
-            .map(|(_, s)| s)
-            .collect();
-        idx.clear();
-        let futs = selected.into_iter().map(|st| async move {
-            let _permit = sem.acquire().await;
-            let out = self.run_on_host(pctx, task, &name_of(task), st).await;
-            (st, out)
-        });
-        let results = futures::future::join_all(futs).await;
-        for (st, out) in results {
+            .filter(|(i, _)| chosen.contains(i))
+            .map(|(_, s)| s);
+        let task_name = name_of(task);
+        let task_name = &task_name;
+        let results = fan_out(selected, self.opts.forks, |st| {
+            self.run_on_host(pctx, task, task_name, st)
+        })
+        .await;
+        for (&i, r) in chosen.iter().zip(results) {
+            let st = &mut states[i];
             let host = st.target.name.clone();
+            let out = r.unwrap_or_else(|p| self.panicked(task, &host, &p));
             stats.entry(host.clone()).or_default().count(out.status);
             match out.status {
                 Status::Failed => {
@@ -470,6 +468,32 @@ impl Executor {
             name,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
+    }
+
+    /// A host whose task panicked: reported and counted as failed, like any failure.
+    fn panicked(&self, task: &Task, host: &str, p: &HostPanic) -> HostOutcome {
+        self.reporter.event(&RunEvent::HostResult(HostResult {
+            host: host.to_string(),
+            task: task.display_name(),
+            status: Status::Failed,
+            item: None,
+            loop_summary: false,
+            msg: Some(format!(
+                "task `{}` ({}): {p}",
+                task.display_name(),
+                task.location
+            )),
+            changes: vec![],
+            diff: None,
+            result: Value::Null,
+            delegated: task.delegate_to.is_some(),
+            check_mode: self.opts.check,
+            duration_ms: 0,
+        }));
+        HostOutcome {
+            status: Status::Failed,
+            unreachable_reason: None,
+        }
     }
 
     fn magic(&self, pctx: &PlayCtx<'_>, st: &HostState, check: bool) -> Map<String, Value> {

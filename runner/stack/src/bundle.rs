@@ -82,6 +82,11 @@ pub enum BundleError {
     NoCacheDir,
 }
 
+/// Seconds for curl, which takes fractions.
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
 /// Parse the embedded lock file.
 pub fn lock() -> Result<LockFile, BundleError> {
     crate::yaml::parse(LOCK_YAML, Path::new("runner/stack/upstream.lock.yaml"))
@@ -112,11 +117,31 @@ pub enum FileStatus {
     Mismatch { actual: String },
 }
 
+/// Bounds on one download, so a stalled or hostile server cannot hold `bundle fetch` for
+/// ever or fill the disk: curl's `--connect-timeout` (TCP + TLS), `--max-time` (the whole
+/// transfer), and `--max-filesize` from the lock's byte count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchLimits {
+    pub connect_timeout: std::time::Duration,
+    pub max_time: std::time::Duration,
+}
+
+impl Default for FetchLimits {
+    /// 30 s to connect, 10 minutes per file (the largest locked file is a few MiB).
+    fn default() -> Self {
+        FetchLimits {
+            connect_timeout: std::time::Duration::from_secs(30),
+            max_time: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
 /// A bundle directory checked against the lock file.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub dir: PathBuf,
     pub lock: LockFile,
+    pub fetch_limits: FetchLimits,
 }
 
 impl Bundle {
@@ -124,6 +149,7 @@ impl Bundle {
         Bundle {
             dir: dir.into(),
             lock,
+            fetch_limits: FetchLimits::default(),
         }
     }
 
@@ -196,8 +222,18 @@ impl Bundle {
                 source,
             })?;
             let tmp = dest.with_extension("partial");
+            let limits = self.fetch_limits;
             let output = Command::new("curl")
-                .args(["-fsSL", "--proto", "=https", "--retry", "2", "-o"])
+                .args(["-fsSL", "--proto", "=https", "--retry", "2"])
+                .arg("--connect-timeout")
+                .arg(secs(limits.connect_timeout))
+                .arg("--max-time")
+                .arg(secs(limits.max_time))
+                // curl stops early when the server announces more; the hash check below
+                // catches a server that sends more without saying so.
+                .arg("--max-filesize")
+                .arg(file.bytes.to_string())
+                .arg("-o")
                 .arg(&tmp)
                 .arg(&file.url)
                 .env("LC_ALL", "C")

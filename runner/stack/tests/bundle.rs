@@ -87,3 +87,47 @@ fn rendering_refuses_a_tampered_bundle() {
     let e = rookery_stack::render::render(&stack, &cluster, &b, &opts).unwrap_err();
     assert!(e.to_string().contains("is missing"), "{e}");
 }
+
+/// A server that accepts the connection and then says nothing (TLS never starts) costs the
+/// connect timeout, not the run; curl's exit 28 (timeout) is reported with the URL.
+#[test]
+fn fetch_gives_up_on_a_silent_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepted connections are kept open and never answered.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("https://127.0.0.1:{port}/rook/crds.yaml");
+    let lock = bundle::LockFile {
+        bundle: "test".into(),
+        files: vec![bundle::LockedFile {
+            path: "rook/crds.yaml".into(),
+            project: "rook".into(),
+            version: "v0".into(),
+            commit: "0".repeat(40),
+            url: url.clone(),
+            bytes: 10,
+            sha256: "0".repeat(64),
+        }],
+    };
+    let mut b = Bundle::new(tmp.path(), lock);
+    b.fetch_limits = bundle::FetchLimits {
+        connect_timeout: std::time::Duration::from_secs(1),
+        max_time: std::time::Duration::from_secs(2),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(b.fetch(|_, _| {}).map_err(|e| e.to_string()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("fetch must give up on a silent server");
+    let e = r.unwrap_err();
+    assert!(e.contains(&url) && e.contains("curl exit 28"), "{e}");
+    assert!(!tmp.path().join("rook/crds.partial").exists());
+}

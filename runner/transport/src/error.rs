@@ -31,6 +31,32 @@ pub enum ConnectError {
         /// `file:line` of the known_hosts entry that no longer matches.
         known_hosts_line: String,
     },
+    #[error(
+        "{host}: the host offered only a {offered_type} key ({fingerprint}), but known_hosts \
+         knows it by {} (at {known_at}); refused, since a host that no longer has its known \
+         key type may be an impostor",
+        known_types.join(", ")
+    )]
+    HostKeyTypeChanged {
+        host: String,
+        offered_type: String,
+        fingerprint: String,
+        known_types: Vec<String>,
+        /// `file:line` of the first known_hosts entry for the host.
+        known_at: String,
+    },
+    #[error(
+        "{host}: {setting} (from {origin}) would switch host-key checking off; refused: an \
+         inventory or ssh config must not lower the security of a run that sends sudo \
+         passwords and wipes disks"
+    )]
+    InsecureHostKeySetting {
+        host: String,
+        /// `StrictHostKeyChecking=no`, `UserKnownHostsFile=/dev/null`.
+        setting: String,
+        /// `ansible_ssh_common_args at inv.yaml:4:7`, `~/.ssh/config:12`.
+        origin: String,
+    },
     #[error("{host}: cannot read or update known_hosts file {path}")]
     KnownHosts {
         host: String,
@@ -125,6 +151,8 @@ impl ConnectError {
         match self {
             ConnectError::HostKeyUnknown { host, .. }
             | ConnectError::HostKeyChanged { host, .. }
+            | ConnectError::HostKeyTypeChanged { host, .. }
+            | ConnectError::InsecureHostKeySetting { host, .. }
             | ConnectError::KnownHosts { host, .. }
             | ConnectError::AuthFailed { host, .. }
             | ConnectError::Key { host, .. }
@@ -154,6 +182,20 @@ impl ConnectError {
             } => Some(format!(
                 "if the host was really reinstalled, remove the old entry at {known_hosts_line} \
                  (`ssh-keygen -R HOST`) and verify the new fingerprint before accepting it"
+            )),
+            ConnectError::HostKeyTypeChanged {
+                offered_type,
+                known_at,
+                ..
+            } => Some(format!(
+                "if the host's keys were really replaced, verify the new fingerprint out of band, \
+                 then remove the old entry at {known_at} (`ssh-keygen -R HOST`) or add the new \
+                 key (`ssh-keyscan -t {offered_type} HOST`)"
+            )),
+            ConnectError::InsecureHostKeySetting { origin, .. } => Some(format!(
+                "remove the setting from {origin}; to record keys of new hosts use \
+                 --accept-new-host-keys; for throwaway lab hosts only, pass \
+                 --insecure-ignore-host-keys on the command line"
             )),
             ConnectError::AuthFailed { .. } => Some(
                 "check ansible_user and ansible_ssh_private_key_file, that the key is in the \

@@ -6,11 +6,14 @@
 //!   settings; [`Connector::connect`] gives one [`AgentSession`] per host.
 //! - [`AgentSession`] is cheap to clone and reused for every step on that host;
 //!   [`AgentSession::call`] / [`AgentSession::call_with_events`] send one request.
+//! - [`fan_out`] runs per-host work on many hosts (bounded, in order, panics kept as
+//!   failed hosts); every multi-host loop uses it.
 //! - Every [`ConnectError`] means "unreachable" in recap terms; [`SessionError`] is a failure
 //!   of one request on a working connection.
 
 mod agent_binary;
 mod error;
+mod fanout;
 mod local;
 mod session;
 mod ssh;
@@ -22,6 +25,7 @@ use rookery_inventory::{ConnectionKind, ConnectionSpec};
 
 pub use agent_binary::{AGENT_ENV, AgentBinary, AgentBinaryError};
 pub use error::{ConnectError, SessionError};
+pub use fanout::{HostOutcome, HostPanic, fan_out, fan_out_with_progress};
 pub use session::{AgentSession, op_name};
 
 /// Environment variable holding the passphrase of encrypted private keys.
@@ -35,6 +39,10 @@ pub struct ConnectOptions {
     pub agent: AgentBinary,
     /// Record unknown host keys instead of refusing them (`--accept-new-host-keys`).
     pub accept_new_host_keys: bool,
+    /// Accept any host key that does not contradict known_hosts, record nothing, and allow
+    /// inventories and ssh configs to switch checking off (`--insecure-ignore-host-keys`).
+    /// Become passwords are still never sent to a host whose key was not verified.
+    pub insecure_ignore_host_keys: bool,
     /// Inventory-level known_hosts file (`--known-hosts`): checked first, and where new keys
     /// are recorded. None = `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
@@ -61,6 +69,7 @@ impl std::fmt::Debug for ConnectOptions {
         f.debug_struct("ConnectOptions")
             .field("agent", &self.agent)
             .field("accept_new_host_keys", &self.accept_new_host_keys)
+            .field("insecure_ignore_host_keys", &self.insecure_ignore_host_keys)
             .field("known_hosts", &self.known_hosts)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -85,6 +94,7 @@ impl ConnectOptions {
         ConnectOptions {
             agent,
             accept_new_host_keys: false,
+            insecure_ignore_host_keys: false,
             known_hosts: None,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),

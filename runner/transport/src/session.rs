@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use rookery_proto::{
     AgentFrame, AgentMessage, EXIT_NEED_UPLOAD, EXIT_SELF_CHECK_FAILED, Event, HelloRequest,
-    HelloResponse, MARKER, PROTOCOL_VERSION, Request, RequestId, Response, RunnerFrame,
+    HelloResponse, MARKER, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, RequestId, Response,
+    RunnerFrame,
 };
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -33,6 +36,12 @@ pub(crate) type BoxWrite = Pin<Box<dyn AsyncWrite + Send>>;
 const MAX_NOISE: usize = 1 << 20;
 /// Stderr kept for error messages (the end is what explains a failure).
 const STDERR_TAIL: usize = 16 * 1024;
+/// Messages queued for one request before the reader waits for its caller: an agent that
+/// floods events then slows down to the caller's pace instead of filling memory.
+const REQUEST_QUEUE: usize = 64;
+/// How much longer than an `Exec`'s own deadline the runner waits for its answer: the agent
+/// kills the process group at the deadline and then reports `timed_out` with the output.
+const EXEC_GRACE: Duration = Duration::from_secs(10);
 
 /// How the remote (or local) process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +97,7 @@ pub(crate) enum StartError {
 
 #[derive(Default)]
 struct Pending {
-    map: HashMap<RequestId, mpsc::UnboundedSender<Incoming>>,
+    map: HashMap<RequestId, mpsc::Sender<Incoming>>,
     closed: Option<String>,
 }
 
@@ -203,6 +212,12 @@ impl AgentSession {
         self.inner.uploaded
     }
 
+    /// The silence allowed while waiting for the agent (`--timeout`); modules use it as the
+    /// default deadline of the commands they run.
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.command_timeout
+    }
+
     /// The agent's recent stderr (its logs), for diagnostics.
     pub fn stderr_tail(&self) -> String {
         self.inner.stderr.text()
@@ -229,13 +244,20 @@ impl AgentSession {
 
     /// Send one request; `on_event` sees its progress events as they arrive. The command
     /// timeout bounds the silence between messages, not the whole request, so a long
-    /// operation that reports progress is not cut off.
+    /// operation that reports progress is not cut off. An `Exec` with its own deadline is
+    /// waited for at least that long (plus a grace period): the agent enforces the deadline
+    /// and answers `timed_out`, which says more than a runner-side timeout would.
     pub async fn call_with_events(
         &self,
         req: Request,
         on_event: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Response, SessionError> {
-        let timeout = self.inner.command_timeout;
+        let mut timeout = self.inner.command_timeout;
+        if let Request::Exec(e) = &req
+            && let Some(secs) = e.timeout_secs
+        {
+            timeout = timeout.max(Duration::from_secs(secs).saturating_add(EXEC_GRACE));
+        }
         self.call_inner(req, on_event, timeout).await
     }
 
@@ -258,7 +280,7 @@ impl AgentSession {
         let inner = &self.inner;
         let op = op_name(&req);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(REQUEST_QUEUE);
         {
             let mut p = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(reason) = &p.closed {
@@ -368,15 +390,83 @@ impl Drop for PendingGuard {
     }
 }
 
+/// What one bounded line read gave.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    Eof,
+    Line,
+    /// The line passed `max` bytes; what was read of it is discarded.
+    TooLong,
+}
+
+/// `read_until(b'\n')` that stops at `max` bytes instead of growing without bound.
+async fn read_line_bounded<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    buf.clear();
+    loop {
+        let avail = r.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(if buf.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
+        }
+        let (take, done) = match avail.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if buf.len() + take > max + 1 {
+            r.consume(take);
+            buf.clear();
+            return Ok(LineRead::TooLong);
+        }
+        buf.extend_from_slice(&avail[..take]);
+        r.consume(take);
+        if done {
+            return Ok(LineRead::Line);
+        }
+    }
+}
+
+/// Hands `msg` to the caller waiting for `id`, if any. The sender is cloned out of the lock:
+/// a full queue makes the reader wait for that caller, never while holding the map.
+async fn route(pending: &StdMutex<Pending>, id: RequestId, msg: Incoming, done: bool) -> bool {
+    let tx = {
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        if done {
+            p.map.remove(&id)
+        } else {
+            p.map.get(&id).cloned()
+        }
+    };
+    match tx {
+        Some(tx) => {
+            let _ = tx.send(msg).await;
+            true
+        }
+        None => false,
+    }
+}
+
 async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>>) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::new();
     let reason = loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => break "the agent exited".to_string(),
+        match read_line_bounded(&mut reader, &mut line, MAX_FRAME_BYTES).await {
+            Ok(LineRead::Eof) => break "the agent exited".to_string(),
             Err(e) => break format!("reading from the agent failed: {e}"),
-            Ok(_) => {}
+            Ok(LineRead::TooLong) => {
+                // Past this point the stream cannot be trusted to be in step: stop reading.
+                break format!(
+                    "the agent sent a frame larger than the limit of {} MiB; the session was closed",
+                    MAX_FRAME_BYTES >> 20
+                );
+            }
+            Ok(LineRead::Line) => {}
         }
         let text = line.trim_ascii();
         if text.is_empty() {
@@ -384,19 +474,12 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
         }
         match serde_json::from_slice::<AgentFrame>(text) {
             Ok(frame) => {
-                let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
                 let done = matches!(frame.body, AgentMessage::Response(_));
-                match p.map.get(&frame.id) {
-                    Some(tx) => {
-                        let _ = tx.send(Incoming::Msg(Box::new(frame.body)));
-                    }
-                    None => tracing::debug!(
-                        "{host}: agent answered request {} that nobody waits for (timed out?)",
-                        frame.id
-                    ),
-                }
-                if done {
-                    p.map.remove(&frame.id);
+                let id = frame.id;
+                if !route(&pending, id, Incoming::Msg(Box::new(frame.body)), done).await {
+                    tracing::debug!(
+                        "{host}: agent answered request {id} that nobody waits for (timed out?)"
+                    );
                 }
             }
             Err(err) => {
@@ -408,10 +491,7 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
                 let snippet: String = String::from_utf8_lossy(text).chars().take(200).collect();
                 tracing::warn!("{host}: unparsable frame from the agent ({err}): {snippet}");
                 if let Some(id) = id {
-                    let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(tx) = p.map.remove(&id) {
-                        let _ = tx.send(Incoming::Bad(err.to_string()));
-                    }
+                    route(&pending, id, Incoming::Bad(err.to_string()), true).await;
                 }
             }
         }
@@ -684,6 +764,7 @@ mod tests {
         stdin: tokio::io::DuplexStream,
         mut stdout: tokio::io::DuplexStream,
         protocol_version: u32,
+        probe_held: Arc<tokio::sync::Notify>,
     ) {
         stdout
             .write_all(format!("Welcome!\nrc noise {{\"id\":1}}\n{MARKER}\n").as_bytes())
@@ -704,7 +785,10 @@ mod tests {
                         euid: 0,
                     })),
                 }),
-                Request::Probe(_) => held = Some(f.id),
+                Request::Probe(_) => {
+                    held = Some(f.id);
+                    probe_held.notify_one();
+                }
                 Request::Exec(e) => {
                     out.push(AgentFrame {
                         id: f.id,
@@ -720,6 +804,7 @@ mod tests {
                             stderr: String::new(),
                             timed_out: false,
                             duration_ms: 0,
+                            truncated: false,
                         })),
                     });
                     if let Some(h) = held.take() {
@@ -745,18 +830,75 @@ mod tests {
     }
 
     fn process(version: u32) -> AgentProcess {
+        process_notify(version).0
+    }
+
+    /// Also returns a notification fired when the fake agent has taken in a probe request.
+    fn process_notify(version: u32) -> (AgentProcess, Arc<tokio::sync::Notify>) {
         let (runner_w, agent_r) = tokio::io::duplex(4096);
         let (agent_w, runner_r) = tokio::io::duplex(4096);
-        tokio::spawn(fake_agent(agent_r, agent_w, version));
+        let held = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(fake_agent(agent_r, agent_w, version, held.clone()));
+        (pipes(runner_w, runner_r), held)
+    }
+
+    fn pipes(stdin: tokio::io::DuplexStream, stdout: tokio::io::DuplexStream) -> AgentProcess {
         let (_tx, stderr) = mpsc::unbounded_channel();
         let (_etx, exit) = watch::channel(None);
         AgentProcess {
-            stdin: Box::pin(runner_w),
-            stdout: Box::pin(runner_r),
+            stdin: Box::pin(stdin),
+            stdout: Box::pin(stdout),
             stderr,
             exit,
             backing: Box::new(NoBacking),
         }
+    }
+
+    /// The far end of a session for scripted tests: answers Hello, then hands every other
+    /// request to the test.
+    async fn scripted(
+        runner_w: tokio::io::DuplexStream,
+        runner_r: tokio::io::DuplexStream,
+        agent_r: tokio::io::DuplexStream,
+        mut agent_w: tokio::io::DuplexStream,
+    ) -> (
+        AgentSession,
+        tokio::io::Lines<BufReader<tokio::io::DuplexStream>>,
+        tokio::io::DuplexStream,
+    ) {
+        let agent = tokio::spawn(async move {
+            agent_w
+                .write_all(format!("{MARKER}\n").as_bytes())
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(agent_r).lines();
+            let l = lines.next_line().await.unwrap().unwrap();
+            let f: RunnerFrame = serde_json::from_str(&l).unwrap();
+            let hello = AgentFrame {
+                id: f.id,
+                body: AgentMessage::Response(Response::Hello(HelloResponse {
+                    protocol_version: PROTOCOL_VERSION,
+                    agent_version: "scripted".into(),
+                    self_sha256: None,
+                    euid: 0,
+                })),
+            };
+            let mut out = serde_json::to_vec(&hello).unwrap();
+            out.push(b'\n');
+            agent_w.write_all(&out).await.unwrap();
+            (lines, agent_w)
+        });
+        let s = start(
+            "h1",
+            pipes(runner_w, runner_r),
+            None,
+            false,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        let (lines, w) = agent.await.unwrap();
+        (s, lines, w)
     }
 
     fn exec(args: &[&str]) -> Request {
@@ -771,15 +913,10 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_pipelining_events_and_timeout() {
-        let s = start(
-            "h1",
-            process(PROTOCOL_VERSION),
-            None,
-            false,
-            Duration::from_millis(500),
-        )
-        .await
-        .unwrap();
+        let (proc, probe_held) = process_notify(PROTOCOL_VERSION);
+        let s = start("h1", proc, None, false, Duration::from_millis(500))
+            .await
+            .unwrap();
         assert_eq!(s.hello().agent_version, "fake");
         // The probe is only answered after the exec: two requests in flight at once.
         let s2 = s.clone();
@@ -791,7 +928,9 @@ mod tests {
             )
             .await
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The exec must reach the agent after the probe: wait until the agent holds it (a
+        // sleep here lost that race on a loaded machine).
+        probe_held.notified().await;
         let mut events = Vec::new();
         let r = s
             .call_with_events(exec(&["echo", "hi"]), &mut |e| events.push(e))
@@ -808,6 +947,135 @@ mod tests {
         assert!(matches!(e, SessionError::Timeout { .. }), "{e}");
         assert!(s.call(exec(&["x"])).await.is_ok());
         s.close().await;
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_closes_the_session_with_a_clear_error() {
+        let (runner_w, agent_r) = tokio::io::duplex(64 * 1024);
+        let (agent_w, runner_r) = tokio::io::duplex(64 * 1024);
+        let (s, mut lines, mut agent_w) = scripted(runner_w, runner_r, agent_r, agent_w).await;
+        let s2 = s.clone();
+        let call = tokio::spawn(async move { s2.call(exec(&["x"])).await });
+        lines.next_line().await.unwrap().unwrap();
+        // A wrapper that prints endlessly without a newline after the marker: more than the
+        // limit, in chunks, and never a newline.
+        let chunk = vec![b'y'; 1 << 20];
+        let writer = tokio::spawn(async move {
+            for _ in 0..(MAX_FRAME_BYTES >> 20) + 2 {
+                if agent_w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let e = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .expect("the oversized frame ends the call")
+            .unwrap()
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("h1") && text.contains("larger than the limit of 64 MiB"),
+            "{text}"
+        );
+        // Later calls fail at once with the same reason.
+        let e = s.call(exec(&["y"])).await.unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
+        writer.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_flood_is_bounded_by_the_slow_caller() {
+        use std::sync::atomic::AtomicUsize;
+        const FLOOD: usize = 20_000;
+        let (runner_w, agent_r) = tokio::io::duplex(4096);
+        let (agent_w, runner_r) = tokio::io::duplex(4096);
+        let (s, mut lines, mut agent_w) = scripted(runner_w, runner_r, agent_r, agent_w).await;
+        let written = Arc::new(AtomicUsize::new(0));
+        let w2 = written.clone();
+        let agent = tokio::spawn(async move {
+            let l = lines.next_line().await.unwrap().unwrap();
+            let f: RunnerFrame = serde_json::from_str(&l).unwrap();
+            for i in 0..FLOOD {
+                let ev = AgentFrame {
+                    id: f.id,
+                    body: AgentMessage::Event(Event::Progress {
+                        message: format!("event {i}"),
+                    }),
+                };
+                let mut out = serde_json::to_vec(&ev).unwrap();
+                out.push(b'\n');
+                if agent_w.write_all(&out).await.is_err() {
+                    return;
+                }
+                w2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // The caller takes the first event and then stalls (an fsync per audit line, say).
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let caller = tokio::spawn(async move {
+            let mut first = true;
+            let _ = s
+                .call_with_timeout(exec(&["x"]), Duration::from_secs(60), &mut move |_| {
+                    if first {
+                        first = false;
+                        let _ = gate_rx.recv();
+                    }
+                })
+                .await;
+        });
+        // Wait until the agent cannot write any more (or wrote everything: unbounded).
+        let mut last = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = written.load(Ordering::SeqCst);
+            if now == FLOOD || now == last {
+                break;
+            }
+            last = now;
+        }
+        let queued = written.load(Ordering::SeqCst);
+        assert!(
+            queued < FLOOD / 4,
+            "{queued} of {FLOOD} events taken in while the caller was stalled"
+        );
+        let _ = gate_tx.send(());
+        agent.abort();
+        caller.abort();
+    }
+
+    #[tokio::test]
+    async fn exec_is_awaited_past_its_own_deadline() {
+        let (runner_w, agent_r) = tokio::io::duplex(4096);
+        let (agent_w, runner_r) = tokio::io::duplex(4096);
+        let (s, mut lines, mut agent_w) = scripted(runner_w, runner_r, agent_r, agent_w).await;
+        // A session whose silence allowance (30 s) is shorter than the exec's own deadline:
+        // the runner must not give up first. Paused time makes the wait instant.
+        tokio::time::pause();
+        let mut req = exec(&["sleep", "100"]);
+        if let Request::Exec(e) = &mut req {
+            e.timeout_secs = Some(100);
+        }
+        let s2 = s.clone();
+        let call = tokio::spawn(async move { s2.call(req).await });
+        let l = lines.next_line().await.unwrap().unwrap();
+        let f: RunnerFrame = serde_json::from_str(&l).unwrap();
+        tokio::time::sleep(Duration::from_secs(105)).await;
+        let answer = AgentFrame {
+            id: f.id,
+            body: AgentMessage::Response(Response::Exec(rookery_proto::ExecResult {
+                rc: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                timed_out: true,
+                duration_ms: 100_000,
+                truncated: false,
+            })),
+        };
+        let mut out = serde_json::to_vec(&answer).unwrap();
+        out.push(b'\n');
+        agent_w.write_all(&out).await.unwrap();
+        let r = call.await.unwrap().unwrap();
+        assert!(matches!(r, Response::Exec(ref x) if x.timed_out), "{r:?}");
     }
 
     #[tokio::test]

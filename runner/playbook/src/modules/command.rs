@@ -172,14 +172,19 @@ impl Action for CommandAction {
         ctx: &ModuleCtx<'_>,
         _change: Change,
     ) -> Result<ModuleResult, ModuleError> {
-        let r = ctx
-            .agent()?
+        let agent = ctx.agent()?;
+        // Without `timeout:`, the run's --timeout: a hung command is killed on the host (its
+        // whole process group) instead of running on after the runner gave up.
+        let timeout = self
+            .timeout
+            .unwrap_or_else(|| agent.command_timeout().as_secs().max(1));
+        let r = agent
             .call(Request::Exec(ExecRequest {
                 argv: self.argv.clone(),
                 stdin: self.stdin.clone(),
                 cwd: self.chdir.clone(),
                 env: vec![],
-                timeout_secs: self.timeout,
+                timeout_secs: Some(timeout),
             }))
             .await?;
         let Response::Exec(x) = r else {
@@ -199,8 +204,17 @@ impl Action for CommandAction {
         if x.timed_out {
             res.failed = true;
             res.msg = Some(format!(
-                "timed out after {}s",
-                self.timeout.unwrap_or_default()
+                "timed out after {timeout}s; its process group was killed on {} (set `timeout:` \
+                 on the task or raise --timeout)",
+                ctx.host
+            ));
+        } else if x.truncated {
+            res.failed = true;
+            res.msg = Some(format!(
+                "the command's output on {} passed the capture limit of {} MiB per stream; only \
+                 the start was kept (redirect large output to a file on the host)",
+                ctx.host,
+                rookery_proto::MAX_CAPTURE_BYTES >> 20
             ));
         } else if x.rc != Some(0) {
             res.failed = true;

@@ -41,6 +41,7 @@ impl Module for ProbeModule {
                     .transpose()?
                     .unwrap_or(false),
                 only: a.only,
+                io_timeout_secs: None,
             },
         }))
     }

@@ -20,7 +20,8 @@ struct Block {
     patterns: Option<Vec<String>>,
     /// A `Match` block: never applied.
     is_match: bool,
-    options: Vec<(String, Vec<String>)>,
+    /// (lower-case key, arguments, `file:line` it came from)
+    options: Vec<(String, Vec<String>, String)>,
 }
 
 /// Settings resolved for one host alias.
@@ -34,6 +35,9 @@ pub(crate) struct HostConfig {
     pub user_known_hosts_files: Vec<String>,
     pub global_known_hosts_files: Vec<String>,
     pub strict_host_key_checking: Option<StrictHostKeyChecking>,
+    /// `file:line` of the StrictHostKeyChecking / UserKnownHostsFile that applied.
+    pub strict_origin: Option<String>,
+    pub user_known_hosts_origin: Option<String>,
     pub proxy_jump: Option<String>,
 }
 
@@ -134,22 +138,22 @@ impl SshConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        self.parse_into(&text, depth);
+        self.parse_into(&text, &path.display().to_string(), depth);
         Ok(())
     }
 
     #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Self {
         let mut cfg = SshConfig::default();
-        cfg.parse_into(text, 0);
+        cfg.parse_into(text, "ssh_config", 0);
         cfg
     }
 
-    fn parse_into(&mut self, text: &str, depth: usize) {
+    fn parse_into(&mut self, text: &str, file: &str, depth: usize) {
         if self.blocks.is_empty() {
             self.blocks.push(Block::default());
         }
-        for raw in text.lines() {
+        for (no, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -189,7 +193,7 @@ impl SshConfig {
                 }
                 _ => {
                     if let Some(b) = self.blocks.last_mut() {
-                        b.options.push((key, args));
+                        b.options.push((key, args, format!("{file}:{}", no + 1)));
                     }
                 }
             }
@@ -208,7 +212,7 @@ impl SshConfig {
             {
                 continue;
             }
-            for (key, args) in &b.options {
+            for (key, args, origin) in &b.options {
                 let first = args.first().cloned();
                 match key.as_str() {
                     "hostname" => set(&mut hc.hostname, first.map(|h| h.replace("%h", alias))),
@@ -224,19 +228,21 @@ impl SshConfig {
                     "identitiesonly" => set(&mut hc.identities_only, first.map(|v| yes(&v))),
                     "userknownhostsfile" if hc.user_known_hosts_files.is_empty() => {
                         hc.user_known_hosts_files = args.clone();
+                        hc.user_known_hosts_origin = Some(origin.clone());
                     }
                     "globalknownhostsfile" if hc.global_known_hosts_files.is_empty() => {
                         hc.global_known_hosts_files = args.clone();
                     }
-                    "stricthostkeychecking" => set(
-                        &mut hc.strict_host_key_checking,
-                        first.and_then(|v| match v.to_ascii_lowercase().as_str() {
-                            "yes" | "ask" => Some(StrictHostKeyChecking::Yes),
-                            "accept-new" => Some(StrictHostKeyChecking::AcceptNew),
-                            "no" | "off" => Some(StrictHostKeyChecking::No),
-                            _ => None,
-                        }),
-                    ),
+                    "stricthostkeychecking" if hc.strict_host_key_checking.is_none() => {
+                        hc.strict_host_key_checking =
+                            first.and_then(|v| match v.to_ascii_lowercase().as_str() {
+                                "yes" | "ask" => Some(StrictHostKeyChecking::Yes),
+                                "accept-new" => Some(StrictHostKeyChecking::AcceptNew),
+                                "no" | "off" => Some(StrictHostKeyChecking::No),
+                                _ => None,
+                            });
+                        hc.strict_origin = Some(origin.clone());
+                    }
                     "proxyjump" => set(&mut hc.proxy_jump, first),
                     _ => {}
                 }

@@ -32,6 +32,12 @@ pub(crate) enum HostKeyStatus {
     Revoked {
         location: String,
     },
+    /// The host is known, but only by keys of other types than the one it offered (the
+    /// handshake asked for a known type first, so the host no longer has one).
+    OtherTypeKnown {
+        location: String,
+        known_types: Vec<String>,
+    },
 }
 
 /// The name a known_hosts line uses for `host` on `port`.
@@ -83,6 +89,8 @@ pub(crate) fn check(
 ) -> Result<HostKeyStatus, (PathBuf, std::io::Error)> {
     let mut changed: Option<HostKeyStatus> = None;
     let mut known = false;
+    // (first location, algorithms) of this host's entries of other key types.
+    let mut other: Option<(String, Vec<String>)> = None;
     // Every line is read: a revocation anywhere beats a match (OpenSSH checks it first).
     for path in files {
         let text = match std::fs::read_to_string(path) {
@@ -128,11 +136,19 @@ pub(crate) fn check(
                     if recorded.key_data() == key.key_data() {
                         known = true;
                     }
-                    if recorded.algorithm() == key.algorithm() && changed.is_none() {
-                        changed = Some(HostKeyStatus::Changed {
-                            location,
-                            expected_fingerprint: fingerprint(&recorded),
-                        });
+                    if recorded.algorithm() == key.algorithm() {
+                        if changed.is_none() {
+                            changed = Some(HostKeyStatus::Changed {
+                                location,
+                                expected_fingerprint: fingerprint(&recorded),
+                            });
+                        }
+                    } else {
+                        let alg = recorded.algorithm().as_str().to_string();
+                        let o = other.get_or_insert_with(|| (location, Vec::new()));
+                        if !o.1.contains(&alg) {
+                            o.1.push(alg);
+                        }
                     }
                 }
             }
@@ -141,7 +157,16 @@ pub(crate) fn check(
     if known {
         return Ok(HostKeyStatus::Known);
     }
-    Ok(changed.unwrap_or(HostKeyStatus::Unknown))
+    if let Some(c) = changed {
+        return Ok(c);
+    }
+    Ok(match other {
+        Some((location, known_types)) => HostKeyStatus::OtherTypeKnown {
+            location,
+            known_types,
+        },
+        None => HostKeyStatus::Unknown,
+    })
 }
 
 /// Key algorithms recorded for `name` (plain entries only), so the handshake can ask the

@@ -122,6 +122,19 @@ impl russh::client::Handler for Client {
     }
 }
 
+/// How far the key a host offered can be trusted; a become password is sent only to a
+/// [`KeyTrust::Verified`] host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyTrust {
+    /// Found in a known_hosts file.
+    Verified,
+    /// Unknown until now, recorded under accept-new (trust on first use: verified from the
+    /// next connection on).
+    RecordedNew,
+    /// Accepted without any check (`--insecure-ignore-host-keys`), or "recorded" nowhere.
+    Unverified,
+}
+
 struct HostKeyPolicy {
     label: String,
     /// `host` or `[host]:port`, as in known_hosts.
@@ -129,10 +142,22 @@ struct HostKeyPolicy {
     check_files: Vec<PathBuf>,
     learn_file: Option<PathBuf>,
     strict: StrictHostKeyChecking,
+    /// What the last handshake's key turned out to be.
+    trust: StdMutex<Option<KeyTrust>>,
 }
 
 impl HostKeyPolicy {
+    fn trust(&self) -> Option<KeyTrust> {
+        *self.trust.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn decide(&self, key: &PublicKey) -> Result<(), ConnectError> {
+        let trust = self.judge(key)?;
+        *self.trust.lock().unwrap_or_else(|p| p.into_inner()) = Some(trust);
+        Ok(())
+    }
+
+    fn judge(&self, key: &PublicKey) -> Result<KeyTrust, ConnectError> {
         let status =
             known_hosts::check(&self.check_files, &self.name, key).map_err(|(path, source)| {
                 ConnectError::KnownHosts {
@@ -143,7 +168,7 @@ impl HostKeyPolicy {
             })?;
         let fingerprint = known_hosts::fingerprint(key);
         match status {
-            HostKeyStatus::Known => Ok(()),
+            HostKeyStatus::Known => Ok(KeyTrust::Verified),
             HostKeyStatus::Changed {
                 location,
                 expected_fingerprint,
@@ -159,6 +184,20 @@ impl HostKeyPolicy {
                 actual_fingerprint: fingerprint,
                 known_hosts_line: location,
             }),
+            // Known by another key type only: accept-new must not take the new type as
+            // "unknown" (OpenSSH would), or an impostor offering another type gets in.
+            HostKeyStatus::OtherTypeKnown {
+                location,
+                known_types,
+            } if self.strict != StrictHostKeyChecking::No => {
+                Err(ConnectError::HostKeyTypeChanged {
+                    host: self.label.clone(),
+                    offered_type: key.algorithm().as_str().to_string(),
+                    fingerprint,
+                    known_types,
+                    known_at: location,
+                })
+            }
             HostKeyStatus::Unknown if self.strict == StrictHostKeyChecking::Yes => {
                 Err(ConnectError::HostKeyUnknown {
                     host: self.label.clone(),
@@ -166,25 +205,38 @@ impl HostKeyPolicy {
                     checked: self.check_files.clone(),
                 })
             }
-            HostKeyStatus::Unknown => {
-                if let Some(file) = &self.learn_file {
-                    known_hosts::append(file, &self.name, key).map_err(|source| {
-                        ConnectError::KnownHosts {
-                            host: self.label.clone(),
-                            path: file.clone(),
-                            source,
-                        }
-                    })?;
+            HostKeyStatus::Unknown | HostKeyStatus::OtherTypeKnown { .. } => {
+                let learn = self
+                    .learn_file
+                    .as_ref()
+                    .filter(|f| self.strict == StrictHostKeyChecking::AcceptNew && !is_null(f));
+                let Some(file) = learn else {
                     tracing::warn!(
-                        "{}: new host key {fingerprint} recorded in {}",
-                        self.label,
-                        file.display()
+                        "{}: host key {fingerprint} accepted WITHOUT verification",
+                        self.label
                     );
-                }
-                Ok(())
+                    return Ok(KeyTrust::Unverified);
+                };
+                known_hosts::append(file, &self.name, key).map_err(|source| {
+                    ConnectError::KnownHosts {
+                        host: self.label.clone(),
+                        path: file.clone(),
+                        source,
+                    }
+                })?;
+                tracing::warn!(
+                    "{}: new host key {fingerprint} recorded in {}",
+                    self.label,
+                    file.display()
+                );
+                Ok(KeyTrust::RecordedNew)
             }
         }
     }
+}
+
+fn is_null(p: &std::path::Path) -> bool {
+    p == std::path::Path::new("/dev/null")
 }
 
 /// Where and how to connect to one SSH endpoint (a host or a jump host).
@@ -211,6 +263,8 @@ struct Endpoint<'a> {
     identities_only: bool,
     user_known_hosts_files: &'a [PathBuf],
     strict: Option<StrictHostKeyChecking>,
+    /// Where `strict` and `user_known_hosts_files` came from (the inventory variable).
+    host_key_origin: Option<&'a str>,
     proxy_jump: Option<&'a str>,
 }
 
@@ -269,25 +323,37 @@ impl SshState {
         }
         identity_files.dedup();
 
+        let inventory_origin = || {
+            ep.host_key_origin
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("the inventory entry of `{}`", ep.label))
+        };
         // Known-hosts files: per-host inventory option, then --known-hosts, then
         // ~/.ssh/config, then ~/.ssh/known_hosts. The global file is always consulted.
-        let user_files: Vec<PathBuf> = if !ep.user_known_hosts_files.is_empty() {
-            ep.user_known_hosts_files
-                .iter()
-                .map(|p| expand_tokens(&p.to_string_lossy(), &hostname, &user, port))
-                .collect()
-        } else if let Some(k) = &opts.known_hosts {
-            vec![k.clone()]
-        } else if !cfg.user_known_hosts_files.is_empty() {
-            cfg.user_known_hosts_files
-                .iter()
-                .map(|p| expand_tokens(p, &hostname, &user, port))
-                .collect()
-        } else {
-            home_dir()
-                .map(|h| vec![h.join(".ssh/known_hosts")])
-                .unwrap_or_default()
-        };
+        // `files_origin` is None when the command line or the default chose.
+        let (user_files, files_origin): (Vec<PathBuf>, Option<String>) =
+            if !ep.user_known_hosts_files.is_empty() {
+                let files = ep
+                    .user_known_hosts_files
+                    .iter()
+                    .map(|p| expand_tokens(&p.to_string_lossy(), &hostname, &user, port))
+                    .collect();
+                (files, Some(inventory_origin()))
+            } else if let Some(k) = &opts.known_hosts {
+                (vec![k.clone()], None)
+            } else if !cfg.user_known_hosts_files.is_empty() {
+                let files = cfg
+                    .user_known_hosts_files
+                    .iter()
+                    .map(|p| expand_tokens(p, &hostname, &user, port))
+                    .collect();
+                (files, cfg.user_known_hosts_origin.clone())
+            } else {
+                let files = home_dir()
+                    .map(|h| vec![h.join(".ssh/known_hosts")])
+                    .unwrap_or_default();
+                (files, None)
+            };
         let learn_file = user_files.first().cloned();
         let mut check_files = user_files;
         if cfg.global_known_hosts_files.is_empty() {
@@ -295,12 +361,35 @@ impl SshState {
         } else {
             check_files.extend(cfg.global_known_hosts_files.iter().map(PathBuf::from));
         }
-        let mut strict = ep
-            .strict
-            .or(cfg.strict_host_key_checking)
-            .unwrap_or(StrictHostKeyChecking::Yes);
+        let (setting, setting_origin) = match ep.strict {
+            Some(s) => (Some(s), Some(inventory_origin())),
+            None => (cfg.strict_host_key_checking, cfg.strict_origin.clone()),
+        };
+        let mut strict = setting.unwrap_or(StrictHostKeyChecking::Yes);
         if opts.accept_new_host_keys && strict == StrictHostKeyChecking::Yes {
             strict = StrictHostKeyChecking::AcceptNew;
+        }
+        if opts.insecure_ignore_host_keys {
+            strict = StrictHostKeyChecking::No;
+        } else {
+            // Only the command line may switch checking off: an inventory or ssh config that
+            // does so (the common Ansible lab idiom) is refused, saying where it came from.
+            let refuse =
+                |setting: &str, origin: Option<String>| ConnectError::InsecureHostKeySetting {
+                    host: ep.label.to_string(),
+                    setting: setting.to_string(),
+                    origin: origin.unwrap_or_else(|| "the SSH settings".into()),
+                };
+            if setting == Some(StrictHostKeyChecking::No) {
+                return Err(refuse("StrictHostKeyChecking=no", setting_origin));
+            }
+            // Recording into /dev/null accepts every key as new, every time.
+            if strict == StrictHostKeyChecking::AcceptNew
+                && files_origin.is_some()
+                && learn_file.as_deref().is_some_and(is_null)
+            {
+                return Err(refuse("UserKnownHostsFile=/dev/null", files_origin));
+            }
         }
         let proxy_jump = ep
             .proxy_jump
@@ -318,6 +407,7 @@ impl SshState {
                 check_files,
                 learn_file,
                 strict,
+                trust: StdMutex::new(None),
             }),
             hostname,
             port,
@@ -458,6 +548,7 @@ impl SshState {
                     identities_only: false,
                     user_known_hosts_files: &[],
                     strict: None,
+                    host_key_origin: None,
                     // The chain is explicit; a jump host's own ProxyJump is not followed.
                     proxy_jump: Some("none"),
                 },
@@ -546,6 +637,7 @@ pub(crate) async fn connect(
             identities_only: spec.identities_only,
             user_known_hosts_files: &spec.user_known_hosts_files,
             strict: spec.strict_host_key_checking,
+            host_key_origin: spec.host_key_options_origin.as_deref(),
             proxy_jump: spec.proxy_jump.as_deref(),
         },
         opts,
@@ -565,10 +657,31 @@ pub(crate) async fn connect(
             })?;
     let handle = Arc::new(handle);
 
-    let password = opts
+    // The become password goes only to a host whose key was found in known_hosts: to a host
+    // seen for the first time (accept-new) or not checked at all it would be handed to
+    // whoever answered. sudo then runs with `-n`, so NOPASSWD hosts still work.
+    let trust = target.policy.trust().unwrap_or(KeyTrust::Unverified);
+    let wanted = opts
         .become_password
         .clone()
         .or_else(|| spec.become_password.clone());
+    let withheld = spec.become_ && wanted.is_some() && trust != KeyTrust::Verified;
+    let password = if withheld { None } else { wanted };
+    let withheld_err = |e: ConnectError| match e {
+        ConnectError::BecomeFailed { host, .. } if withheld => ConnectError::BecomeFailed {
+            host,
+            detail: match trust {
+                KeyTrust::RecordedNew => "sudo needs a password, and it was not sent: the host \
+                    key was seen for the first time (it is now recorded, so the next run sends \
+                    the password to this host)"
+                    .into(),
+                _ => "sudo needs a password, and it was not sent: the host key was not \
+                    verified (host-key checking is off)"
+                    .into(),
+            },
+        },
+        e => e,
+    };
     let become_user = spec.become_user.clone().filter(|u| u != "root");
     let mut prompt_text = None;
     let mode = if spec.become_ {
@@ -588,17 +701,33 @@ pub(crate) async fn connect(
         }),
         _ => None,
     };
-    let start_err = |source| ConnectError::Ssh {
-        host: host.to_string(),
-        stage: "starting the agent",
-        source,
+    // Opening the channel and starting the command get the connect timeout too: a server
+    // that authenticated but never confirms the channel (and answers keepalives) would
+    // otherwise hold this host for ever.
+    let open_exec = |script: String| async {
+        match tokio::time::timeout(
+            opts.connect_timeout,
+            bootstrap::exec_process(handle.clone(), jumps.clone(), script),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(source)) => Err(ConnectError::Ssh {
+                host: host.to_string(),
+                stage: "starting the agent",
+                source,
+            }),
+            Err(_) => Err(ConnectError::Timeout {
+                host: host.to_string(),
+                what: "connect (opening an SSH session channel for the agent)".into(),
+                after: opts.connect_timeout,
+            }),
+        }
     };
 
     // The hot path: one exec that runs the cached agent, or exits 86.
     let script = bootstrap::command(&bootstrap::run_script(sha, &mode));
-    let proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
-        .await
-        .map_err(start_err)?;
+    let proc = open_exec(script).await?;
     let why = match session::start(
         host,
         proc,
@@ -610,7 +739,7 @@ pub(crate) async fn connect(
     {
         Ok(s) => return Ok(s),
         Err(StartError::NeedUpload(why)) => why,
-        Err(e) => return Err(map_start_error(host, sha, e)),
+        Err(e) => return Err(withheld_err(map_start_error(host, sha, e))),
     };
 
     // The upload: one more exec, whose script stores the agent and then `exec`s it, so this
@@ -620,9 +749,7 @@ pub(crate) async fn connect(
     tracing::debug!("{host}: uploading the agent: {why}");
     let bytes = opts.agent.bytes();
     let script = bootstrap::command(&bootstrap::upload_script(sha, bytes.len(), &mode));
-    let mut proc = bootstrap::exec_process(handle.clone(), jumps.clone(), script)
-        .await
-        .map_err(start_err)?;
+    let mut proc = open_exec(script).await?;
     let sent = tokio::time::timeout(opts.command_timeout, async {
         proc.stdin.write_all(bytes).await?;
         proc.stdin.flush().await
@@ -650,6 +777,7 @@ pub(crate) async fn connect(
             },
             e => map_start_error(host, sha, e),
         })
+        .map_err(withheld_err)
 }
 
 fn map_start_error(host: &str, sha: &str, e: StartError) -> ConnectError {
