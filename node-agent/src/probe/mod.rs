@@ -568,10 +568,18 @@ fn count_cpu_list(s: &str) -> Option<usize> {
     let mut n = 0;
     for part in s.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
-            Some((a, b)) => n += b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
+            // Checked: a reversed or absurd range is "unknown", never a panic or a wrap.
+            Some((a, b)) => {
+                let span = b
+                    .parse::<usize>()
+                    .ok()?
+                    .checked_sub(a.parse::<usize>().ok()?)?
+                    .checked_add(1)?;
+                n = usize::checked_add(n, span)?;
+            }
             None => {
                 part.parse::<usize>().ok()?;
-                n += 1
+                n = usize::checked_add(n, 1)?;
             }
         }
     }
@@ -584,11 +592,14 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+        // `\400`..`\777` do not fit a byte (u8 arithmetic would overflow): kept verbatim.
+        let code = b.get(i + 1..i + 4).and_then(|d| {
+            d.iter()
+                .all(|c| (b'0'..=b'7').contains(c))
+                .then(|| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+        });
+        if let (b'\\', Some(Ok(byte))) = (b[i], code.map(u8::try_from)) {
+            out.push(byte);
             i += 4;
         } else {
             out.push(b[i]);
@@ -644,6 +655,8 @@ mod tests {
         assert_eq!(m[0], ("254:0".into(), "/".into(), "/dev/vda".into()));
         assert_eq!(m[1].1, "/mnt/my disk");
         assert_eq!(m[1].2, "/dev/loop3");
+        // `\777` overflowed u8 arithmetic (a panic in debug builds); it is kept as text.
+        assert_eq!(unescape_octal("a\\777b\\101"), "a\\777bA");
     }
 
     #[test]
@@ -651,6 +664,9 @@ mod tests {
         assert_eq!(count_cpu_list("0-3,5,7-8"), Some(7));
         assert_eq!(count_cpu_list("0"), Some(1));
         assert_eq!(count_cpu_list(""), None);
+        // A reversed range underflowed (a panic in debug builds); a huge one overflowed.
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("0-18446744073709551615"), None);
     }
 
     #[test]

@@ -475,19 +475,7 @@ fn scan_lvm2(head: &[u8]) -> Option<Signature> {
     for sector in 0..4usize {
         let s = &head[sector * 512..(sector + 1) * 512];
         if &s[0..8] == b"LABELONE" && &s[24..32] == b"LVM2 001" {
-            let id = String::from_utf8_lossy(&s[32..64]).to_string();
-            let uuid = (id.len() == 32).then(|| {
-                format!(
-                    "{}-{}-{}-{}-{}-{}-{}",
-                    &id[0..6],
-                    &id[6..10],
-                    &id[10..14],
-                    &id[14..18],
-                    &id[18..22],
-                    &id[22..26],
-                    &id[26..32]
-                )
-            });
+            let uuid = lvm2_uuid(&s[32..64]);
             return Some(Signature {
                 kind: SignatureKind::Lvm2,
                 offset: (sector * 512 + 24) as u64,
@@ -498,6 +486,26 @@ fn scan_lvm2(head: &[u8]) -> Option<Signature> {
         }
     }
     None
+}
+
+/// The PV uuid in LVM's dashed form. LVM writes 32 characters from `[0-9A-Za-z!#]`; anything
+/// else (a corrupt or crafted label) is shown as no uuid rather than trusted, because slicing
+/// arbitrary UTF-8 at fixed byte offsets would panic on a multi-byte character.
+fn lvm2_uuid(raw: &[u8]) -> Option<String> {
+    if raw.len() != 32 || !raw.iter().all(|c| c.is_ascii_graphic()) {
+        return None;
+    }
+    let id = std::str::from_utf8(raw).ok()?;
+    Some(format!(
+        "{}-{}-{}-{}-{}-{}-{}",
+        &id[0..6],
+        &id[6..10],
+        &id[10..14],
+        &id[14..18],
+        &id[18..22],
+        &id[22..26],
+        &id[26..32]
+    ))
 }
 
 /// Name of the volume group a PV belongs to, from the first metadata area's current
@@ -740,6 +748,26 @@ mod tests {
             r.signatures[0].uuid.as_deref(),
             Some("abcdef-ghij-klmn-opqr-stuv-wxyz-012345")
         );
+    }
+
+    /// A label whose uuid field is valid UTF-8 with multi-byte characters (still 32 bytes)
+    /// panicked on `&id[0..6]` and, with `panic = "abort"`, killed the whole host's probe.
+    #[test]
+    fn lvm_label_with_multibyte_uuid_does_not_panic() {
+        let mut b = vec![0u8; MIB];
+        b[512..520].copy_from_slice(b"LABELONE");
+        b[536..544].copy_from_slice(b"LVM2 001");
+        // 1 + 15 × 2 + 1 = 32 bytes; byte 6 falls inside an `é`.
+        let raw = format!("a{}b", "é".repeat(15)).into_bytes();
+        assert_eq!(raw.len(), 32);
+        b[544..576].copy_from_slice(&raw);
+        let r = scan(&mut Cursor::new(b.clone()), MIB as u64, 512).unwrap();
+        assert_eq!(r.signatures[0].kind, SignatureKind::Lvm2);
+        assert_eq!(r.signatures[0].uuid, None);
+        // Control characters and NULs are not an LVM uuid either.
+        b[544..576].fill(0);
+        let r = scan(&mut Cursor::new(b), MIB as u64, 512).unwrap();
+        assert_eq!(r.signatures[0].uuid, None);
     }
 
     #[test]
