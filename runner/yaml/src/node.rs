@@ -81,6 +81,20 @@ impl Node {
         }
     }
 
+    /// A null scalar at this node's position (for shorthands that imply an empty value).
+    pub fn null_here(&self) -> Node {
+        Node {
+            kind: NodeKind::Scalar {
+                text: String::new(),
+                plain: true,
+                tag: None,
+            },
+            line: self.line,
+            col: self.col,
+            src: self.src.clone(),
+        }
+    }
+
     /// The file this node was read from.
     pub fn file(&self) -> &Path {
         &self.src.path
