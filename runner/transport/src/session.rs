@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
 use rookery_proto::{
-    AgentFrame, AgentMessage, EXIT_NEED_UPLOAD, EXIT_SELF_CHECK_FAILED, Event, HelloRequest,
-    HelloResponse, MARKER, PROTOCOL_VERSION, Request, RequestId, Response, RunnerFrame,
+    AgentMessage, EXIT_NEED_UPLOAD, EXIT_SELF_CHECK_FAILED, Event, HelloRequest, HelloResponse,
+    MARKER, PROTOCOL_VERSION, Request, RequestId, Response, RunnerFrame,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
@@ -382,7 +382,7 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<AgentFrame>(text) {
+        match rookery_proto::frame::decode_agent_frame(text) {
             Ok(frame) => {
                 let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
                 let done = matches!(frame.body, AgentMessage::Response(_));
@@ -402,9 +402,7 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
             Err(err) => {
                 // Fail the request the frame belongs to, if its id is readable; a frame
                 // without one is logged and skipped.
-                let id = serde_json::from_slice::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_u64()));
+                let id = err.id;
                 let snippet: String = String::from_utf8_lossy(text).chars().take(200).collect();
                 tracing::warn!("{host}: unparsable frame from the agent ({err}): {snippet}");
                 if let Some(id) = id {
