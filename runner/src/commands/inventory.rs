@@ -415,7 +415,7 @@ fn host_human(w: &mut impl Write, h: &Host, origins: bool) -> std::io::Result<()
     writeln!(w, "vars:")?;
     for (k, v) in &vars {
         let single = serde_json::Map::from_iter([(k.clone(), v.clone())]);
-        let text = serde_yaml::to_string(&single).unwrap_or_else(|_| format!("{k}: {v}\n"));
+        let text = rookery_yaml::to_string(&single);
         let mut lines = text.lines();
         if let Some(first) = lines.next() {
             match h.var_origins.get(k).filter(|_| origins) {

@@ -95,6 +95,28 @@ impl Node {
         }
     }
 
+    /// A mapping of `pairs` at this node's position (a subset of a mapping's keys, to
+    /// deserialize them on their own).
+    pub fn with_pairs(&self, pairs: Vec<(Node, Node)>) -> Node {
+        Node {
+            kind: NodeKind::Map(pairs),
+            line: self.line,
+            col: self.col,
+            src: self.src.clone(),
+        }
+    }
+
+    /// An error at `line:col` of this node's file (a position found by other means).
+    pub fn error_at(
+        &self,
+        line: usize,
+        col: usize,
+        key_path: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::at(&self.src, line, col, key_path.into(), detail.into())
+    }
+
     /// The file this node was read from.
     pub fn file(&self) -> &Path {
         &self.src.path
