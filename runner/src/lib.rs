@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod connect;
+pub mod error;
 pub mod exit;
 pub mod output;
 pub mod probe;

@@ -72,6 +72,12 @@ pub enum InventoryError {
     },
 }
 
+impl rookery_diagnostic::Diagnostic for InventoryError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 fn key_prefix(path: &str) -> String {
     if path.is_empty() {
         String::new()

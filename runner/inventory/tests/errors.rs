@@ -170,7 +170,7 @@ fn billion_laughs_inventory_is_a_located_error() {
     );
     for i in 1..9 {
         let p = format!("*l{}", i - 1);
-        let items = vec![p.as_str(); 10].join(", ");
+        let items = [p.as_str(); 10].join(", ");
         text.push_str(&format!("    l{i}: &l{i} [{items}]\n"));
     }
     text.push_str("  hosts:\n    n1:\n");

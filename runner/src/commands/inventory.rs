@@ -97,10 +97,7 @@ pub async fn run(cmd: InventoryCommand, out: Output) -> ExitCode {
     let stdout = std::io::stdout();
     match execute(&path, args.action, out, &mut stdout.lock()) {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(Failure::Inventory(err)) => {
-            crate::cli::report_error(&anyhow::Error::from(err));
-            ExitCode::from(exit::INPUT)
-        }
+        Err(Failure::Inventory(err)) => ExitCode::from(crate::error::report(&err)),
         Err(Failure::Io(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)
         }

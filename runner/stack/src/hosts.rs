@@ -87,6 +87,12 @@ pub enum FactsError {
     },
 }
 
+impl rookery_diagnostic::Diagnostic for FactsError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 /// Load a `--facts` file.
 pub fn load_probe_report(path: &Path) -> Result<ProbeReport, FactsError> {
     let text = std::fs::read_to_string(path).map_err(|source| FactsError::Read {

@@ -82,6 +82,12 @@ pub(crate) enum StartError {
     Upload(String),
     Become(String),
     Failed(String),
+    /// The process ended before the marker for no reason we recognise; `code` is its exit
+    /// status (126: not executable).
+    Exited {
+        code: Option<i32>,
+        detail: String,
+    },
     Timeout(Duration),
     Session(SessionError),
 }
@@ -661,7 +667,7 @@ fn classify_exit(status: Option<ExitInfo>, tail: &StderrTail, noise: &[u8]) -> S
     if !err.is_empty() {
         detail.push_str(&format!("; stderr: {err}"));
     }
-    StartError::Failed(detail)
+    StartError::Exited { code, detail }
 }
 
 #[cfg(test)]

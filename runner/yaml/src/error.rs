@@ -94,6 +94,13 @@ impl Error {
     }
 }
 
+impl rookery_diagnostic::Diagnostic for Error {
+    /// Every YAML file Rookery reads is an input the user wrote.
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 fn key_prefix(path: &str) -> String {
     if path.is_empty() {
         String::new()
