@@ -111,8 +111,19 @@ impl NodeDe<'_> {
         }
     }
 
+    /// `key:` with nothing after it, which serde_yaml read as an empty list or mapping where
+    /// one was expected; kept so files written against it keep loading.
+    fn is_empty_value(&self) -> bool {
+        matches!(&self.node.kind, NodeKind::Scalar { text, plain: true, tag: None } if text.is_empty())
+    }
+
     fn seq(&self) -> Option<SeqDe<'_>> {
-        self.node.as_seq().map(|items| SeqDe {
+        let items = match self.node.as_seq() {
+            Some(items) => items,
+            None if self.is_empty_value() => &[],
+            None => return None,
+        };
+        Some(SeqDe {
             items: items.iter(),
             path: &self.path,
             index: 0,
@@ -120,7 +131,12 @@ impl NodeDe<'_> {
     }
 
     fn map(&self) -> Option<MapDe<'_>> {
-        self.node.as_map().map(|pairs| MapDe {
+        let pairs = match self.node.as_map() {
+            Some(pairs) => pairs,
+            None if self.is_empty_value() => &[],
+            None => return None,
+        };
+        Some(MapDe {
             pairs: pairs.iter(),
             path: &self.path,
             value: None,

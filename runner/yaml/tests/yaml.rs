@@ -163,6 +163,13 @@ fn serde_errors_name_the_node_and_its_path() {
     assert_eq!(ok.mode, Some(Mode::Safe));
     assert_eq!(ok.extra["x"], json!("yes"));
 
+    // `nodes:` with nothing after it is an empty list, as serde_yaml read it.
+    let empty: Top = from_str("name: a\nnodes:\nextra:\n", p(), Schema::Core).unwrap();
+    assert!(empty.nodes.is_empty() && empty.extra.is_empty());
+    let (line, _, path, detail) = de_err("name: a\nnodes: ~\n");
+    assert_eq!((line, path.as_str()), (2, "nodes"));
+    assert!(detail.starts_with("invalid type: unit value"), "{detail}");
+
     let (line, col, path, detail) = de_err("name: a\nnodes:\n  - name: a\n    sise: 3\n");
     assert_eq!((line, col), (4, 5));
     assert_eq!(path, "nodes[0].sise");
