@@ -10,6 +10,8 @@ packages=(
   util-linux fdisk gdisk parted e2fsprogs xfsprogs btrfs-progs dosfstools lvm2
   # ceph-volume, to compare our availability verdicts with Ceph's own (needs udevadm)
   ceph-osd udev
+  # the control-plane harness's service-account key pair (tests/src/kube.rs)
+  openssl
 )
 
 missing=()

@@ -17,7 +17,13 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("probe") => probe_cmd(&args[1..]),
         Some("--version" | "-V") => {
-            println!("rookery-agent {}", env!("CARGO_PKG_VERSION"));
+            // Tests check the suffix to know they drive an agent with fault hooks.
+            let hooks = if rookery_agent::prepare::TEST_HOOKS {
+                " (test hooks)"
+            } else {
+                ""
+            };
+            println!("rookery-agent {}{hooks}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         Some("--help" | "-h") => {

@@ -23,11 +23,6 @@ use rookery_agent::probe::probe_device;
 use rookery_proto::RejectReason;
 use rookery_tests::require;
 
-#[test]
-fn exclusive_holder_main() {
-    common::exclusive_holder_main();
-}
-
 /// ceph-volume reasons that one of our reasons implies without being its direct mapping.
 fn implied(ours: &[RejectReason], cv_reason: &str) -> bool {
     cv_reason.starts_with("Insufficient space (<10 extents) on vgs")

@@ -19,11 +19,6 @@ use rookery_proto::{
     PROTOCOL_VERSION, ProbeRequest, Request, Response, RunnerFrame, SignatureKind, Transport,
 };
 
-#[test]
-fn exclusive_holder_main() {
-    common::exclusive_holder_main();
-}
-
 fn probe(fx: &Fixture) -> BlockDevice {
     let d = probe_device(&fx.lo.path_str(), true).unwrap();
     let mut reasons = d.reject_reasons.clone();

@@ -1,84 +1,63 @@
-//! Device preparation against REAL loop devices, one case per state of issue 4 item 8:
-//! blank, GPT with a partition, backup-GPT only, empty DOS table, ext4, xfs, LVM PV with a
-//! `ceph-*` VG/LV, BlueStore label (+ replica at 1 GiB, and a replica alone), mounted,
-//! active swap, read-only, smaller than 5 GiB, held open exclusively by another process;
-//! plus identity mismatches, check mode, the audit trail, idempotent re-runs (device bytes
-//! checksummed before/after) and recovery after the agent is SIGKILLed mid-wipe.
+//! Device preparation against REAL loop devices, one case per disk state: blank, GPT with a
+//! partition, backup-GPT only, empty DOS table, ext4, xfs, LVM PV with a `ceph-*` VG/LV,
+//! BlueStore label (+ replica at 1 GiB, and a replica alone), mounted, active swap,
+//! read-only, smaller than 5 GiB, held open exclusively; plus identity (a device swapped
+//! between plan and prepare, or between resolving and opening it; a disk named by its path
+//! alone), consent bound to the signatures shown, check mode, the audit trail, idempotent
+//! re-runs and recovery after the agent binary is SIGKILLed mid-wipe.
+//!
+//! Plans are made as the runner makes them: probe, `rookery_devices` entry, plan, request.
+//! Every prepare call checks that every other device the test created (and a bystander disk
+//! with partitions that no plan names) is byte-for-byte unchanged afterwards.
 //!
 //! This kernel has no device-mapper (`/dev/mapper/control` is missing), so the LVM case
 //! carries on-disk LVM metadata only (PV label + a `ceph-*` VG with an inactive LV), which
-//! is exactly what a reused disk carries; the dm-holder removal path is not exercised here.
+//! is exactly what a reused disk carries; the dm-holder removal path is covered in QEMU
+//! (`tests/tests/vm_prepare.rs`).
 //!
 //! Needs root, `losetup`, `sgdisk`, `sfdisk`, `partx`, `mkfs.ext4`, `mkfs.xfs`, `mkswap`,
-//! `pvcreate`/`vgcreate`/`lvcreate` (lvm2). Under `ROOKERY_REQUIRE_REAL=1` a missing
-//! prerequisite fails the test; otherwise the test prints SKIPPED and passes.
-//! `ceph-volume` (if installed) is asked for its verdict after each wipe.
+//! `pvcreate`/`vgcreate`/`lvcreate` (lvm2) and `ceph-volume` (asked for its verdict after
+//! each wipe). Under `ROOKERY_REQUIRE_REAL=1` a missing prerequisite fails the test;
+//! otherwise the test prints SKIPPED and passes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rookery_agent::prepare::{PAUSE_ENV, handle_prepare};
+use rookery_agent::prepare::handle_prepare;
+use rookery_agent::probe::probe_host;
+use rookery_agent::test_hooks::{PAUSE_ENV, on_next_resolve};
 use rookery_proto::{
-    AuditRecord, DeviceIdentity, DeviceOutcome, DevicePlan, Event, PrepareAction, PrepareRequest,
-    RejectReason, Response, SignatureKind,
+    AuditAction, AuditRecord, DeviceOutcome, DevicePlan, Event, HelloRequest, PROTOCOL_VERSION,
+    PrepareAction, PrepareRequest, ProbeRequest, RejectReason, Request, Response, RunnerFrame,
+    SignatureKind,
 };
-use sha2::{Digest, Sha256};
+use rookery_tests::loopdev::{self, LoopDevice, LoopOptions, Untouched, content_digest};
+use rookery_tests::require::{have_program, prerequisite};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
-const ROLE_ENV: &str = "ROOKERY_PREPARE_TEST_ROLE";
 
 // ---------------------------------------------------------------------------------------
 // prerequisites
 
-fn required() -> bool {
-    std::env::var("ROOKERY_REQUIRE_REAL").is_ok_and(|v| v == "1" || v == "true")
-}
-
-fn have(p: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(p).is_file()))
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// True when the test may run; fails under ROOKERY_REQUIRE_REAL=1, else prints SKIPPED.
 fn prereqs(tools: &[&str]) -> bool {
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| !have(t))
-        .map(|t| t.to_string())
-        .collect();
-    if !is_root() {
-        missing.push("root".into());
+    let lo = LoopDevice::prerequisites();
+    if !prerequisite(lo.is_ok(), lo.as_ref().err().map_or("", |s| s.as_str())) {
+        return false;
     }
-    if !Path::new("/dev/loop-control").exists() {
-        missing.push("/dev/loop-control".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    if required() {
-        panic!("prerequisite missing: {what} (ROOKERY_REQUIRE_REAL=1 forbids skipping)");
-    }
-    eprintln!("SKIPPED: prerequisite missing: {what}");
-    false
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have_program(t)).collect();
+    prerequisite(
+        missing.is_empty(),
+        &format!("programs {}", missing.join(", ")),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -98,67 +77,70 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+thread_local! {
+    /// Loop devices alive in this test (libtest runs each test on its own thread): every
+    /// prepare call checks that all of them but its target are unchanged.
+    static LIVE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A loop device registered in [`LIVE`] while it exists.
+struct Tracked(LoopDevice);
+
+impl Tracked {
+    fn new(lo: LoopDevice) -> Tracked {
+        LIVE.with(|l| l.borrow_mut().push(lo.path_str()));
+        Tracked(lo)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let me = self.0.path_str();
+        LIVE.with(|l| l.borrow_mut().retain(|d| *d != me));
+    }
+}
+
+/// Every live device of this test except `target`, digested now.
+fn others_untouched(target: &str) -> Untouched {
+    let others: Vec<String> = LIVE.with(|l| {
+        l.borrow()
+            .iter()
+            .filter(|d| *d != target)
+            .cloned()
+            .collect()
+    });
+    Untouched::snapshot(others)
+}
+
+/// A device under test, with a bystander disk beside it that no plan ever names.
 struct Loop {
     dev: String,
-    file: PathBuf,
-    dir: tempfile::TempDir,
+    lo: Tracked,
     mounts: Vec<PathBuf>,
     swap: bool,
     lvm_vg: Option<String>,
+    _bystander: Tracked,
 }
 
 impl Loop {
     fn new(size: u64) -> Loop {
-        Self::with_flags(size, "")
+        Self::with(LoopOptions::new(size))
     }
 
-    fn with_flags(size: u64, flags: &str) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("disk.img");
-        File::create(&file).unwrap().set_len(size).unwrap();
-        Self::attach(dir, file, flags)
-    }
-
-    /// Attaches an existing image file (kept in `dir`) as a loop device.
-    fn attach(dir: tempfile::TempDir, file: PathBuf, flags: &str) -> Loop {
-        // Other tests (and other work) attach loops concurrently: retry a lost race.
-        let mut last = String::new();
-        for _ in 0..5 {
-            let out = Command::new("losetup")
-                .args(["-f", "--show"])
-                .args(flags.split_whitespace())
-                .arg(&file)
-                .output()
-                .unwrap();
-            if out.status.success() {
-                let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                return Loop {
-                    dev,
-                    file,
-                    dir,
-                    mounts: Vec::new(),
-                    swap: false,
-                    lvm_vg: None,
-                };
-            }
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-            std::thread::sleep(Duration::from_millis(200));
+    fn with(opts: LoopOptions) -> Loop {
+        let lo = LoopDevice::with(opts).unwrap();
+        Loop {
+            dev: lo.path_str(),
+            lo: Tracked::new(lo),
+            mounts: Vec::new(),
+            swap: false,
+            lvm_vg: None,
+            _bystander: Tracked::new(LoopDevice::bystander().unwrap()),
         }
-        panic!("losetup failed: {last}");
     }
 
-    fn size(&self) -> u64 {
-        fs::metadata(&self.file).unwrap().len()
-    }
-
-    fn identity(&self) -> DeviceIdentity {
-        DeviceIdentity {
-            path: self.dev.clone(),
-            serial: None,
-            wwn: None,
-            by_id: None,
-            size_bytes: self.size(),
-        }
+    fn dir(&self) -> &Path {
+        self.lo.0.dir()
     }
 
     /// Runs a bash script with `$DEV` set to this device.
@@ -167,41 +149,20 @@ impl Loop {
     }
 
     fn write_at(&self, off: u64, bytes: &[u8]) {
-        use std::os::unix::fs::FileExt;
-        let f = OpenOptions::new().write(true).open(&self.dev).unwrap();
-        f.write_all_at(bytes, off).unwrap();
-        f.sync_all().unwrap();
+        self.lo.0.write_at(off, bytes).unwrap();
     }
 
     fn mount(&mut self) -> PathBuf {
-        let m = self.dir.path().join("mnt");
+        let m = self.dir().join("mnt");
         fs::create_dir_all(&m).unwrap();
         sh(&format!("mount {} {}", self.dev, m.display()));
         self.mounts.push(m.clone());
         m
     }
 
-    /// Digest of every byte range a wipe could touch (head, tail, BlueStore replica at
-    /// 1 GiB) plus the backing file's mtime: an untouched device keeps both.
+    /// Byte-exact digest of this device (content and kernel partitions).
     fn digest(&self) -> String {
-        let size = self.size();
-        let mut f = File::open(&self.dev).unwrap();
-        let mut h = Sha256::new();
-        let mut ranges = vec![
-            (0, (16 * MIB).min(size)),
-            (size.saturating_sub(2 * MIB), size),
-        ];
-        if size > GIB + MIB {
-            ranges.push((GIB, GIB + MIB));
-        }
-        for (a, b) in ranges {
-            let mut buf = vec![0u8; (b - a) as usize];
-            f.seek(SeekFrom::Start(a)).unwrap();
-            f.read_exact(&mut buf).unwrap();
-            h.update(&buf);
-        }
-        let m = fs::metadata(&self.file).unwrap().modified().unwrap();
-        format!("{}/{m:?}", hex::encode(h.finalize()))
+        content_digest(self.lo.0.path()).unwrap()
     }
 }
 
@@ -217,24 +178,34 @@ impl Drop for Loop {
         if let Some(vg) = &self.lvm_vg {
             cmds.push(format!("vgremove -ff -y --driverloaded n {vg}"));
         }
-        cmds.push(format!("partx -d {} ", self.dev));
-        cmds.push(format!("losetup -d {}", self.dev));
         for c in cmds {
-            let ok = Command::new("bash")
+            let _ = Command::new("bash")
                 .args(["-c", &c])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok && c.starts_with("losetup") {
-                eprintln!("cleanup failed; run by hand: {c}");
-            }
+                .status();
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// running the agent code
+// planning and running the agent code
+
+/// What the runner would send for `l` named with `wipe: true`: probe, plan, request. (The
+/// runner never sends a device its plan refuses; these tests do, to check the agent's own
+/// refusals.)
+fn plan_for(l: &Loop, consent: bool) -> DevicePlan {
+    let facts = probe_host(&ProbeRequest {
+        include_loop: true,
+        only: vec![l.dev.clone()],
+    });
+    let spec = serde_json::json!([{"name": l.dev, "wipe": true}]);
+    let sel = rookery_devices::spec::parse_host_specs("test", Some(&spec)).unwrap();
+    let plan = rookery_devices::plan::plan_host("test", &facts, &sel, true, consent);
+    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    assert_eq!(plan.entries.len(), 1, "{plan:?}");
+    plan.entries[0].device_plan(consent)
+}
 
 struct Run {
     outcome: DeviceOutcome,
@@ -243,15 +214,9 @@ struct Run {
     _logdir: tempfile::TempDir,
 }
 
-fn request(ids: Vec<DeviceIdentity>, consent: bool, check: bool, log: &Path) -> PrepareRequest {
+fn request(plans: Vec<DevicePlan>, check: bool, log: &Path) -> PrepareRequest {
     PrepareRequest {
-        devices: ids
-            .into_iter()
-            .map(|identity| DevicePlan {
-                identity,
-                wipe_consent: consent,
-            })
-            .collect(),
+        devices: plans,
         check,
         discard: false,
         audit_log: Some(log.to_string_lossy().into_owned()),
@@ -259,13 +224,17 @@ fn request(ids: Vec<DeviceIdentity>, consent: bool, check: bool, log: &Path) -> 
     }
 }
 
-fn run_req(id: DeviceIdentity, consent: bool, check: bool, discard: bool) -> Run {
+/// Runs the agent's prepare for one planned device; every other device of the test must be
+/// byte-for-byte unchanged afterwards.
+fn run_plan(plan: DevicePlan, check: bool, discard: bool) -> Run {
     let logdir = tempfile::tempdir().unwrap();
     let log = logdir.path().join("rookery/prepare.log");
-    let mut req = request(vec![id], consent, check, &log);
+    let untouched = others_untouched(&plan.identity.path);
+    let mut req = request(vec![plan], check, &log);
     req.discard = discard;
     let mut events = Vec::new();
     let resp = handle_prepare(&req, &mut |e| events.push(e));
+    untouched.assert_unchanged();
     let Response::Prepare(mut rep) = resp else {
         panic!("unexpected response {resp:?}")
     };
@@ -279,7 +248,7 @@ fn run_req(id: DeviceIdentity, consent: bool, check: bool, discard: bool) -> Run
 }
 
 fn run(l: &Loop, consent: bool, check: bool) -> Run {
-    run_req(l.identity(), consent, check, false)
+    run_plan(plan_for(l, consent), check, false)
 }
 
 fn kinds(sigs: &[rookery_proto::Signature]) -> Vec<SignatureKind> {
@@ -299,10 +268,14 @@ fn audit_lines(log: &Path) -> Vec<AuditRecord> {
     }
 }
 
-/// `ceph-volume inventory` on the device (loop devices allowed), if installed.
-fn ceph_volume_available(dev: &str) -> Option<(bool, Vec<String>)> {
-    if !have("ceph-volume") {
-        eprintln!("note: ceph-volume not installed; skipping the ceph-volume comparison");
+/// `ceph-volume inventory` on the device (loop devices allowed). Under
+/// `ROOKERY_REQUIRE_REAL=1` a missing ceph-volume fails the test: the comparison is a claim
+/// of the README, not an extra.
+fn ceph_volume_verdict(dev: &str) -> Option<(bool, Vec<String>)> {
+    if !prerequisite(
+        have_program("ceph-volume"),
+        "ceph-volume (Debian's ceph-osd) for the comparison after each wipe",
+    ) {
         return None;
     }
     let out = Command::new("ceph-volume")
@@ -380,7 +353,7 @@ fn consent_cycle(l: &Loop, expect: &[SignatureKind]) -> Run {
     // wipefs uses it) can see.
     let left = l.sh("wipefs --no-act --noheadings $DEV || true");
     assert!(left.is_empty(), "wipefs still sees: {left}");
-    if let Some((avail, reasons)) = ceph_volume_available(&l.dev) {
+    if let Some((avail, reasons)) = ceph_volume_verdict(&l.dev) {
         assert!(
             avail,
             "ceph-volume says unavailable after prepare: {reasons:?}"
@@ -432,7 +405,7 @@ fn blank_is_ok_without_consent_and_untouched() {
     assert!(audit_lines(&r.log).is_empty());
     assert!(r.events.iter().all(|e| !matches!(e, Event::Audit(_))));
     assert_eq!(l.digest(), d);
-    if let Some((avail, reasons)) = ceph_volume_available(&l.dev) {
+    if let Some((avail, reasons)) = ceph_volume_verdict(&l.dev) {
         assert!(avail, "{reasons:?}");
     }
 }
@@ -487,16 +460,16 @@ fn gpt_with_partition_and_xfs_inside() {
         })
         .collect();
     assert_eq!(lines, events);
-    let steps: Vec<&str> = lines.iter().map(|a| a.action.as_str()).collect();
+    let steps: Vec<String> = lines.iter().map(|a| a.action.to_string()).collect();
     for s in [
         "zero-partition@3221225472",
         "zero-tail",
         "zero-head",
         "reread-partition-table",
     ] {
-        let n = lines.iter().filter(|a| a.action == s).count();
+        let n = steps.iter().filter(|a| *a == s).count();
         assert_eq!(n, 2, "step {s} logged before+after: {steps:?}");
-        let first = lines.iter().find(|a| a.action == s).unwrap();
+        let first = lines.iter().find(|a| a.action.to_string() == s).unwrap();
         assert!(
             first.result.is_none(),
             "first line of {s} is the 'before' record"
@@ -512,7 +485,7 @@ fn gpt_with_partition_and_xfs_inside() {
         part_pos < tail_pos && tail_pos < head_pos,
         "write order: {steps:?}"
     );
-    assert_eq!(lines.last().unwrap().action, "verify");
+    assert_eq!(lines.last().unwrap().action, AuditAction::Verify);
     assert_eq!(lines.last().unwrap().result.as_deref(), Some("clean"));
     let mode = fs::metadata(&w.log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -687,11 +660,14 @@ fn read_only_is_refused() {
     if !prereqs(FULL) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("ro.img");
-    File::create(&img).unwrap().set_len(6 * GIB).unwrap();
-    sh(&format!("mkfs.ext4 -q -F {}", img.display()));
-    let l = Loop::attach(dir, img, "-r");
+    let mut opts = LoopOptions::new(6 * GIB);
+    opts.read_only = true;
+    let l = Loop::with(opts);
+    // The loop device is read-only; its backing file is not.
+    sh(&format!(
+        "mkfs.ext4 -q -F {}",
+        l.lo.0.backing_file().display()
+    ));
     let r = run(&l, true, false);
     assert_eq!(
         r.outcome.action,
@@ -729,57 +705,6 @@ fn smaller_than_5_gib_is_refused() {
     assert_eq!(run(&ok, false, false).outcome.action, PrepareAction::Ok);
 }
 
-/// Re-executes this test binary as a helper process playing `role`.
-fn spawn_role(role: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "role_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_ENV, role)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// Not a test: the body of helper processes (holder of an exclusive open, or an agent run
-/// that the crash test kills).
-#[test]
-#[ignore = "not a test: the child-process role that the crash test re-executes and kills"]
-fn role_helper() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
-        return;
-    };
-    let parts: Vec<&str> = role.splitn(4, ':').collect();
-    match parts.as_slice() {
-        ["hold", dev, ready] => {
-            let _f = OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_EXCL)
-                .open(dev)
-                .unwrap();
-            fs::write(ready, "held").unwrap();
-            std::thread::sleep(Duration::from_secs(600));
-        }
-        ["wipe", dev, size, log] => {
-            let id = DeviceIdentity {
-                path: dev.to_string(),
-                serial: None,
-                wwn: None,
-                by_id: None,
-                size_bytes: size.parse().unwrap(),
-            };
-            let req = request(vec![id], true, false, Path::new(log));
-            handle_prepare(&req, &mut |_| {});
-        }
-        other => panic!("unknown role {other:?}"),
-    }
-}
-
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {
@@ -789,19 +714,21 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 #[test]
-fn held_open_exclusively_by_another_process_is_refused() {
+fn held_open_exclusively_is_refused() {
     if !prereqs(FULL) {
         return;
     }
     let l = Loop::new(6 * GIB);
     l.sh("mkfs.ext4 -q -F $DEV");
-    let ready = l.dir.path().join("ready");
-    let mut child = spawn_role(&format!("hold:{}:{}", l.dev, ready.display()));
-    wait_for("holder", Duration::from_secs(30), || ready.exists());
+    // An exclusive claim belongs to the open file, not the process: holding it here is what
+    // another process holding it looks like to the agent.
+    let hold = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(&l.dev)
+        .unwrap();
     let d = l.digest();
     let r = run(&l, true, false);
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(
         r.outcome.action,
         PrepareAction::Refused,
@@ -813,47 +740,66 @@ fn held_open_exclusively_by_another_process_is_refused() {
         "{:?}",
         r.outcome.reasons
     );
+    assert!(kinds(&r.outcome.signatures_before).contains(&SignatureKind::Ext4));
     assert_eq!(l.digest(), d);
+    drop(hold);
     // Once the holder is gone the same plan goes through.
     assert_eq!(run(&l, true, false).outcome.action, PrepareAction::Wiped);
 }
 
-/// Runs the agent's prepare in a child process that pauses after `step`, SIGKILLs it
-/// there, and checks that the next run still sees the device as not clean and finishes it.
+/// Runs the agent binary (built with its test hooks) on a real prepare request, paused after
+/// `step`, SIGKILLs it there, and checks that the next run still sees the device as not clean
+/// and finishes it.
 fn kill_mid_wipe(l: &Loop, step: &str) -> (Vec<AuditRecord>, Run) {
-    let log = l.dir.path().join(format!("kill-{step}.log"));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "role_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            ROLE_ENV,
-            format!("wipe:{}:{}:{}", l.dev, l.size(), log.display()),
-        )
+    let agent = env!("CARGO_BIN_EXE_rookery-agent");
+    let v = Command::new(agent).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("(test hooks)"),
+        "{agent} was built without the test-hooks feature"
+    );
+    let log = l.dir().join(format!("kill-{step}.log"));
+    let plan = plan_for(l, true);
+    let untouched = others_untouched(&l.dev);
+    let mut child = Command::new(agent)
+        .arg("serve")
         .env(PAUSE_ENV, step)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for (id, request) in [
+        (
+            1,
+            Request::Hello(HelloRequest {
+                protocol_version: PROTOCOL_VERSION,
+                runner_version: "prepare_loop".into(),
+            }),
+        ),
+        (2, Request::Prepare(request(vec![plan], false, &log))),
+    ] {
+        let frame = serde_json::to_string(&RunnerFrame { id, request }).unwrap();
+        writeln!(stdin, "{frame}").unwrap();
+    }
+    stdin.flush().unwrap();
     wait_for(
         &format!("step {step} done"),
         Duration::from_secs(120),
         || {
             audit_lines(&log)
                 .iter()
-                .any(|a| a.action.starts_with(step) && a.result.is_some())
+                .any(|a| a.action.to_string().starts_with(step) && a.result.is_some())
         },
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    drop(stdin);
+    untouched.assert_unchanged();
     let lines = audit_lines(&log);
     assert!(
-        !lines.iter().any(|a| a.action == "verify"),
-        "the child should have died before verifying: {lines:?}"
+        !lines.iter().any(|a| a.action == AuditAction::Verify),
+        "the agent should have died before verifying: {lines:?}"
     );
     let next = run(l, true, false);
     (lines, next)
@@ -869,7 +815,10 @@ fn killed_mid_wipe_then_next_run_finishes() {
     let l = Loop::new(6 * GIB);
     l.sh(&format!("sgdisk -n 1:6291456:+512M -t 1:8300 $DEV >/dev/null && {PARTX_ADD} && mkfs.xfs -q -f ${{DEV}}p1"));
     let (lines, next) = kill_mid_wipe(&l, "zero-partition");
-    assert!(!lines.iter().any(|a| a.action == "zero-head"), "{lines:?}");
+    assert!(
+        !lines.iter().any(|a| a.action == AuditAction::ZeroHead),
+        "{lines:?}"
+    );
     // The head was not written, so the next run saw the table and finished the job.
     assert!(kinds(&next.outcome.signatures_before).contains(&SignatureKind::GptPrimary));
     assert_eq!(
@@ -887,7 +836,7 @@ fn killed_mid_wipe_then_next_run_finishes() {
     assert!(
         lines
             .iter()
-            .any(|a| a.action.starts_with("zero-bluestore-replica"))
+            .any(|a| matches!(a.action, AuditAction::ZeroBluestoreReplica(_)))
     );
     // ext4 at the head survived the kill, so the device is still "not clean".
     assert_eq!(
@@ -914,15 +863,15 @@ fn identity_mismatch_is_refused() {
     let l = Loop::new(6 * GIB);
     l.sh("mkfs.ext4 -q -F $DEV");
     let d = l.digest();
-    let mut wrong_size = l.identity();
-    wrong_size.size_bytes += 512;
-    let r = run_req(wrong_size, true, false, false);
+    let mut wrong_size = plan_for(&l, true);
+    wrong_size.identity.size_bytes += 512;
+    let r = run_plan(wrong_size, false, false);
     assert_eq!(r.outcome.action, PrepareAction::Refused);
     assert!(r.outcome.message.contains("bytes"), "{}", r.outcome.message);
 
-    let mut by_serial = l.identity();
-    by_serial.serial = Some("NO-SUCH-SERIAL-H7".into());
-    let r = run_req(by_serial, true, false, false);
+    let mut by_serial = plan_for(&l, true);
+    by_serial.identity.serial = Some("NO-SUCH-SERIAL-H7".into());
+    let r = run_plan(by_serial, false, false);
     assert_eq!(r.outcome.action, PrepareAction::Refused);
     assert!(
         r.outcome.message.contains("NO-SUCH-SERIAL-H7"),
@@ -930,10 +879,10 @@ fn identity_mismatch_is_refused() {
         r.outcome.message
     );
 
-    let mut by_link = l.identity();
-    by_link.by_id = Some("/dev/disk/by-id/does-not-exist".into());
+    let mut by_link = plan_for(&l, true);
+    by_link.identity.by_id = Some("/dev/disk/by-id/does-not-exist".into());
     assert_eq!(
-        run_req(by_link, true, false, false).outcome.action,
+        run_plan(by_link, false, false).outcome.action,
         PrepareAction::Refused
     );
     assert_eq!(l.digest(), d, "a refused identity must not be written");
@@ -944,16 +893,12 @@ fn discard_on_non_rotational() {
     if !prereqs(FULL) {
         return;
     }
-    let l = Loop::new(6 * GIB);
-    let name = l.dev.trim_start_matches("/dev/");
+    let mut opts = LoopOptions::new(6 * GIB);
     // Loop devices inherit `rotational` from the backing fs; root may set it.
-    let rot = format!("/sys/block/{name}/queue/rotational");
-    if fs::write(&rot, "0").is_err() {
-        eprintln!("note: cannot set {rot}; discard path not exercised");
-        return;
-    }
+    opts.rotational = Some(false);
+    let l = Loop::with(opts);
     l.sh("mkfs.xfs -q -f $DEV");
-    let r = run_req(l.identity(), true, false, true);
+    let r = run_plan(plan_for(&l, true), false, true);
     assert_eq!(
         r.outcome.action,
         PrepareAction::Wiped,
@@ -961,7 +906,10 @@ fn discard_on_non_rotational() {
         r.outcome.message
     );
     let lines = audit_lines(&r.log);
-    assert!(lines.iter().any(|a| a.action == "discard"), "{lines:?}");
+    assert!(
+        lines.iter().any(|a| a.action == AuditAction::Discard),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -970,7 +918,9 @@ fn gpt_on_4k_sector_device() {
         return;
     }
     // 4Kn: the primary GPT header is at 4096 and the backup in the last 4 KiB sector.
-    let l = Loop::with_flags(6 * GIB, "--sector-size 4096");
+    let mut opts = LoopOptions::new(6 * GIB);
+    opts.sector_size = Some(4096);
+    let l = Loop::with(opts);
     l.sh("sgdisk -n 1:256:+64M $DEV >/dev/null");
     let w = consent_cycle(
         &l,
@@ -987,4 +937,255 @@ fn gpt_on_4k_sector_device() {
         .find(|s| s.kind == SignatureKind::GptPrimary)
         .unwrap();
     assert_eq!(primary.offset, 4096);
+}
+
+// ---------------------------------------------------------------------------------------
+// identity bound to the descriptor, consent bound to what was shown
+
+/// Runs `f` until it does not report a lost loop device (another process may take a loop
+/// device in the instant between detaching it and attaching the other file).
+fn retry_lost_loop(mut f: impl FnMut() -> Result<(), String>) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match f() {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+    }
+    panic!("could not re-attach a loop device in 5 attempts: {last}");
+}
+
+#[test]
+fn device_reattached_between_plan_and_prepare_is_refused() {
+    if !prereqs(FULL) {
+        return;
+    }
+    retry_lost_loop(|| {
+        let l = Loop::new(6 * GIB);
+        l.sh("mkfs.ext4 -q -F $DEV");
+        let plan = plan_for(&l, true);
+        // Another medium at the same /dev/loopN and the same size: what a pulled and
+        // replaced disk looks like to a path.
+        let other = l.dir().join("other.img");
+        File::create(&other).unwrap().set_len(6 * GIB).unwrap();
+        sh(&format!("mkfs.xfs -q -f {}", other.display()));
+        if let Err(e) = l.lo.0.reattach(&other) {
+            return Err(format!("{e:#}"));
+        }
+        let before = l.digest();
+        let r = run_plan(plan, false, false);
+        assert_eq!(
+            r.outcome.action,
+            PrepareAction::Refused,
+            "{}",
+            r.outcome.message
+        );
+        assert!(
+            r.outcome.message.contains("re-attached"),
+            "{}",
+            r.outcome.message
+        );
+        assert!(audit_lines(&r.log).is_empty());
+        assert_eq!(l.digest(), before, "the other medium was written");
+        assert!(l.sh("wipefs --no-act --noheadings $DEV").contains("xfs"));
+        Ok(())
+    });
+}
+
+#[test]
+fn device_swapped_after_resolving_is_refused_on_the_open_descriptor() {
+    if !prereqs(FULL) {
+        return;
+    }
+    retry_lost_loop(|| {
+        let l = Loop::new(6 * GIB);
+        l.sh("mkfs.ext4 -q -F $DEV");
+        let mut plan = plan_for(&l, true);
+        // A plan that cannot know the attachment (an older runner): only the descriptor
+        // check stands between the resolved device and the one that gets written.
+        plan.identity.diskseq = None;
+        // The same bytes on another file, so the signatures the consent was bound to match
+        // too: nothing but the identity differs.
+        let twin = l.dir().join("twin.img");
+        sh(&format!(
+            "cp --sparse=always {} {}",
+            l.lo.0.backing_file().display(),
+            twin.display()
+        ));
+        let before = content_digest(l.lo.0.path()).unwrap();
+        let swapped = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let result = swapped.clone();
+        let (dev, file) = (l.dev.clone(), twin.clone());
+        on_next_resolve(&l.dev, move || {
+            *result.lock().unwrap() =
+                Some(loopdev::reattach(&dev, &file).map_err(|e| format!("{e:#}")));
+        });
+        let r = run_plan(plan, false, false);
+        match swapped.lock().unwrap().take() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => panic!("the hook never ran: {}", r.outcome.message),
+        }
+        assert_eq!(
+            r.outcome.action,
+            PrepareAction::Refused,
+            "{}",
+            r.outcome.message
+        );
+        assert!(
+            r.outcome.message.contains("sequence number"),
+            "{}",
+            r.outcome.message
+        );
+        assert!(audit_lines(&r.log).is_empty());
+        assert_eq!(
+            l.digest(),
+            before,
+            "the device swapped in after the check was written"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn blank_at_plan_time_but_data_at_wipe_time_is_never_wiped() {
+    if !prereqs(FULL) {
+        return;
+    }
+    let l = Loop::new(6 * GIB);
+    // The operator saw a blank disk (and gave consent for the run).
+    let plan = plan_for(&l, true);
+    assert!(plan.wipe_consent);
+    assert_eq!(plan.expected_signatures, Some(vec![]));
+    // Someone puts a filesystem on it before the node gets there.
+    l.sh("mkfs.ext4 -q -F $DEV");
+    let before = l.digest();
+    for check in [true, false] {
+        let r = run_plan(plan.clone(), check, false);
+        assert_eq!(
+            r.outcome.action,
+            PrepareAction::NeedsConsent,
+            "{}",
+            r.outcome.message
+        );
+        assert!(
+            r.outcome.message.contains("changed since the plan")
+                && r.outcome.message.contains("--check"),
+            "{}",
+            r.outcome.message
+        );
+        assert!(kinds(&r.outcome.signatures_before).contains(&SignatureKind::Ext4));
+        assert!(audit_lines(&r.log).is_empty());
+    }
+    assert_eq!(l.digest(), before);
+    assert!(l.sh("wipefs --no-act --noheadings $DEV").contains("ext4"));
+}
+
+#[test]
+fn other_signatures_than_the_plan_showed_are_never_wiped() {
+    if !prereqs(FULL) {
+        return;
+    }
+    let l = Loop::new(6 * GIB);
+    l.sh("mkfs.ext4 -q -F $DEV");
+    // The operator saw (and consented to wiping) an ext4 ...
+    let plan = plan_for(&l, true);
+    // ... which is replaced by an xfs in the meantime.
+    l.sh("mkfs.xfs -q -f $DEV");
+    let before = l.digest();
+    let r = run_plan(plan, false, false);
+    assert_eq!(
+        r.outcome.action,
+        PrepareAction::NeedsConsent,
+        "{}",
+        r.outcome.message
+    );
+    assert!(
+        r.outcome.message.contains("changed since the plan") && r.outcome.message.contains("ext4"),
+        "{}",
+        r.outcome.message
+    );
+    assert_eq!(l.digest(), before);
+    // A fresh plan shows the xfs, and that consent goes through.
+    assert_eq!(run(&l, true, false).outcome.action, PrepareAction::Wiped);
+}
+
+/// A zram disk the test adds and removes: a real block device that is not a loop device and
+/// has no serial, WWN or by-id link.
+struct Zram(String);
+
+impl Zram {
+    fn add(size: u64) -> Option<Zram> {
+        let control = Path::new("/sys/class/zram-control/hot_add");
+        if !prerequisite(
+            control.exists(),
+            "/sys/class/zram-control (zram) for a non-loop disk without a stable id",
+        ) {
+            return None;
+        }
+        let id = fs::read_to_string(control).unwrap().trim().to_string();
+        let z = Zram(format!("zram{id}"));
+        fs::write(format!("/sys/block/{}/disksize", z.0), size.to_string()).unwrap();
+        Some(z)
+    }
+
+    fn dev(&self) -> String {
+        format!("/dev/{}", self.0)
+    }
+}
+
+impl Drop for Zram {
+    fn drop(&mut self) {
+        let _ = fs::write(format!("/sys/block/{}/reset", self.0), "1");
+        let id = self.0.trim_start_matches("zram");
+        if fs::write("/sys/class/zram-control/hot_remove", id).is_err() {
+            eprintln!(
+                "cleanup failed; run by hand: echo {id} > /sys/class/zram-control/hot_remove"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_disk_named_by_its_path_alone_is_refused() {
+    if !prereqs(FULL) {
+        return;
+    }
+    let Some(z) = Zram::add(6 * GIB) else {
+        return;
+    };
+    let dev = z.dev();
+    sh(&format!("mkfs.ext4 -q -F {dev}"));
+    let digest = || {
+        sh(&format!(
+            "head -c 16M {dev} | sha256sum; tail -c 2M {dev} | sha256sum"
+        ))
+    };
+    let before = digest();
+    // What a runner bug (or a new caller) could send: path and size, consent, and the very
+    // signatures the device holds.
+    let plan = |shown: serde_json::Value| -> DevicePlan {
+        serde_json::from_value(serde_json::json!({
+            "identity": {"path": dev, "size_bytes": 6 * GIB},
+            "wipe_consent": true,
+            "expected_signatures": shown,
+        }))
+        .unwrap()
+    };
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("prepare.log");
+    let go = |p: DevicePlan, check: bool| -> DeviceOutcome {
+        match handle_prepare(&request(vec![p], check, &log), &mut |_| {}) {
+            Response::Prepare(mut rep) => rep.devices.remove(0),
+            other => panic!("{other:?}"),
+        }
+    };
+    let seen = go(plan(serde_json::json!([])), true);
+    let shown = serde_json::to_value(&seen.signatures_before).unwrap();
+    let r = go(plan(shown), false);
+    assert_eq!(r.action, PrepareAction::Refused, "{}", r.message);
+    assert!(r.message.contains("path alone"), "{}", r.message);
+    assert_eq!(r.resolved_path, None);
+    assert!(audit_lines(&log).is_empty());
+    assert_eq!(digest(), before, "{dev} was written");
 }

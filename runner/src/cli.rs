@@ -49,6 +49,8 @@ pub enum Command {
     Inventory(commands::inventory::InventoryCommand),
     Plan(commands::plan::PlanArgs),
     Render(commands::render::RenderArgs),
+    Apply(commands::apply::ApplyArgs),
+    Diff(commands::diff::DiffArgs),
     Bundle(commands::bundle::BundleCli),
     /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
     Play(commands::play::PlayArgs),
@@ -86,6 +88,8 @@ pub fn main() -> ExitCode {
             Command::Inventory(cmd) => commands::inventory::run(cmd, out).await,
             Command::Plan(args) => commands::plan::run(args, out).await,
             Command::Render(args) => commands::render::run(args, out).await,
+            Command::Apply(args) => commands::apply::run(args, out).await,
+            Command::Diff(args) => commands::diff::run(args, out).await,
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
             Command::Play(args) => commands::play::run(args, out).await,
             Command::Prepare(args) => commands::prepare::run(args, out).await,
@@ -95,9 +99,11 @@ pub fn main() -> ExitCode {
 
 fn init_logging(out: &Output) {
     use tracing_subscriber::EnvFilter;
+    // kube-rs logs the failures rookery reports itself (with context and a hint); its own
+    // lines only appear when asked for with -vv or RUST_LOG.
     let default = match (out.quiet, out.verbose) {
-        (true, _) => "error",
-        (false, 0 | 1) => "warn",
+        (true, _) => "error,kube_client=off",
+        (false, 0 | 1) => "warn,kube_client=off",
         (false, 2) => "debug",
         (false, _) => "trace",
     };

@@ -139,7 +139,7 @@ mod tests {
         let Command::Plan(a) = parse(&["rookery", "plan", "-i", "inv", "--stack", "s.yaml"]) else {
             panic!("plan")
         };
-        assert_eq!(a.input.timeout, 60);
+        assert_eq!(a.input.probe_timeout, 60);
         assert!(!a.input.connect.accept_new_host_keys);
     }
 

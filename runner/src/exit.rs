@@ -1,6 +1,7 @@
 //! Exit codes, documented in the README. Host outcomes are bit flags (like Ansible's 2 and 4)
 //! so a script can tell "some host failed" from "some host was unreachable" from both;
 //! input and usage errors get codes of their own instead of colliding with host outcomes.
+//! The constants live in `rookery-diagnostic`, so library error types can name them.
 
 use std::process::ExitCode;
 

@@ -2,6 +2,7 @@
 //! stack crates. Each subcommand lives in `commands/<name>.rs` with its own clap `Args`.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod connect;
 pub mod error;

@@ -44,6 +44,24 @@ pub fn agent() -> PathBuf {
     p
 }
 
+/// A debug `rookery-agent` built with `--features test-hooks` (fault hooks such as pausing
+/// mid-wipe), for crash tests only: `$ROOKERY_AGENT_TEST_HOOKS_BIN` (exported by `cargo xtask
+/// test`), else `target/debug/rookery-agent-test-hooks`. Tests check its `--version` says
+/// "(test hooks)" before relying on it.
+pub fn agent_with_test_hooks() -> PathBuf {
+    std::env::var_os("ROOKERY_AGENT_TEST_HOOKS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/rookery-agent-test-hooks"))
+}
+
+/// Whether `agent` is a build with the test hooks (its `--version` says so).
+pub fn has_test_hooks(agent: &std::path::Path) -> bool {
+    std::process::Command::new(agent)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("(test hooks)"))
+}
+
 /// The repository root (for inventories/, playbooks/, ...).
 pub fn repo_root() -> PathBuf {
     workspace_root()

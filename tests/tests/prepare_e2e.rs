@@ -1,9 +1,11 @@
 //! `rookery prepare` end to end, driving the built binaries against REAL loop devices:
 //! over the real SSH path (loopback sshd from the ssh lab harness) and over the local
 //! connection (for the kill test, which needs the agent as a child process it can find).
+//! Around every run, every loop device the run must not write (and a partitioned bystander
+//! disk no inventory names) is checked byte for byte.
 //!
-//! Needs root, sshd, losetup/partx, mkfs.ext4/mkfs.xfs, wipefs, and the binaries built
-//! (`cargo build -p rookery -p rookery-agent`, or `cargo xtask test`). Under
+//! Needs root, sshd, losetup/partx, mkfs.ext4/mkfs.xfs, wipefs, ceph-volume, and the binaries
+//! built by `cargo xtask test` (the kill test needs the agent with its test hooks). Under
 //! `ROOKERY_REQUIRE_REAL=1` a missing prerequisite fails; otherwise the test prints SKIPPED.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rookery_tests::loopdev::LoopDevice;
+use rookery_tests::loopdev::{LoopDevice, Untouched};
 use rookery_tests::require::{have_program, prerequisite};
 use rookery_tests::sshd::{SshLab, agent_binary, missing_prerequisite};
 use serde_json::Value;
@@ -112,8 +114,10 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
     let blank = LoopDevice::new(6 * GIB);
     let data = LoopDevice::new(6 * GIB);
     let keep = LoopDevice::new(6 * GIB);
+    let bystander = LoopDevice::bystander().unwrap();
     sh(&format!("mkfs.ext4 -q -F {}", data.path_str()));
     sh(&format!("mkfs.xfs -q -f {}", keep.path_str()));
+    let all = [blank.path(), data.path(), keep.path(), bystander.path()];
     let devices = format!(
         "rookery_devices: [{{name: {}}}, {{name: {}, wipe: true}}, {{name: {}}}]",
         blank.path_str(),
@@ -145,7 +149,9 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
     let (b, d, k) = (blank.path_str(), data.path_str(), keep.path_str());
 
     // --check: the exact verdicts, nothing written, no audit lines.
+    let untouched = Untouched::snapshot(all);
     let r = run(base(&["--check", "--wipe"]));
+    untouched.assert_unchanged();
     assert_eq!(r.action("node0", &b), "ok", "{}", r.json);
     assert_eq!(r.action("node0", &d), "would_wipe", "{}", r.json);
     assert_eq!(r.action("node0", &k), "needs_consent", "{}", r.json);
@@ -155,11 +161,15 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
 
     // Without --wipe (and no terminal to confirm on): nothing is wiped.
     let r = run(base(&[]));
+    untouched.assert_unchanged();
     assert_eq!(r.action("node0", &d), "needs_consent");
     assert!(wipefs(&d).contains("ext4"));
 
-    // --wipe: only the device with `wipe: true` is wiped; the other keeps its xfs.
+    // --wipe: only the device with `wipe: true` is wiped; the other keeps its xfs, and no
+    // other byte on any other device changed.
+    let others = Untouched::snapshot([blank.path(), keep.path(), bystander.path()]);
     let r = run(base(&["--wipe"]));
+    others.assert_unchanged();
     assert_eq!(r.action("node0", &d), "wiped", "{}", r.json);
     assert_eq!(r.action("node0", &k), "needs_consent");
     assert_eq!(r.code, Some(8), "{}", r.stderr);
@@ -173,11 +183,23 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
         .collect();
     assert_eq!(sigs, vec!["ext4"]);
 
-    // Control audit log: runner before/after + agent's per-step lines, same run id.
-    let lines = audit_lines(&audit);
-    let runner: Vec<&Value> = lines.iter().filter(|l| l["source"] == "runner").collect();
-    assert_eq!(runner.len(), 2, "{lines:?}");
-    assert!(runner[0]["result"].is_null() && !runner[1]["result"].is_null());
+    // Control audit log: runner before/after lines for every device of the plan (the blank
+    // one and the one without consent too) + the agent's per-step lines, one run id.
+    let all_lines = audit_lines(&audit);
+    let run_id = all_lines.last().unwrap()["run_id"].clone();
+    let lines: Vec<Value> = all_lines
+        .into_iter()
+        .filter(|l| l["run_id"] == run_id)
+        .collect();
+    for dev in [&b, &d, &k] {
+        let runner: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["source"] == "runner" && l["device"]["path"] == dev.as_str())
+            .collect();
+        assert_eq!(runner.len(), 2, "{dev}: {lines:?}");
+        assert_eq!(runner[0]["action"], "prepare-request");
+        assert!(runner[0]["result"].is_null() && !runner[1]["result"].is_null());
+    }
     assert!(
         lines
             .iter()
@@ -186,10 +208,9 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
     assert!(
         lines
             .iter()
+            .filter(|l| l["source"] == "agent")
             .all(|l| l["host"] == "node0" && l["device"]["path"] == d.as_str())
     );
-    let run_id = &lines[0]["run_id"];
-    assert!(lines.iter().all(|l| &l["run_id"] == run_id));
     // Node log on the host (same machine here): the agent's lines, 0600.
     let node_lines = audit_lines(&node_log);
     assert_eq!(
@@ -202,14 +223,20 @@ fn prepare_over_ssh_with_consent_audit_and_rerun() {
         0o600
     );
 
-    // Re-run: ok, nothing written, no new audit lines.
-    let before = lines.len();
+    // Re-run: ok, nothing written; the runner notes the request, the agent logs no step.
+    let before = audit_lines(&audit).len();
+    let untouched = Untouched::snapshot(all);
     let r = run(base(&["--wipe"]));
+    untouched.assert_unchanged();
     assert_eq!(r.action("node0", &d), "ok", "{}", r.json);
-    assert_eq!(audit_lines(&audit).len(), before);
+    let new: Vec<Value> = audit_lines(&audit).into_iter().skip(before).collect();
+    assert!(new.iter().all(|l| l["source"] == "runner"), "{new:?}");
 
-    // ceph-volume agrees the device is now usable (if installed).
-    if have_program("ceph-volume") {
+    // ceph-volume agrees the device is now usable.
+    if prerequisite(
+        have_program("ceph-volume"),
+        "ceph-volume (Debian's ceph-osd) to compare the verdict after the wipe",
+    ) {
         let out = Command::new("ceph-volume")
             .args(["inventory", "--format", "json", &d])
             .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
@@ -303,11 +330,21 @@ fn plan_errors_stop_everything_and_refusals_exit_8() {
 }
 
 /// Kills the agent (SIGKILL) while it pauses after a wipe step, through the test hook
-/// `ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP` (the local transport passes the environment on to
-/// the agent child process), then re-runs: the device must be finished and verified clean.
+/// `ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP` of an agent built with `--features test-hooks` (the
+/// local transport passes the environment on to the agent child process), then re-runs: the
+/// device must be finished and verified clean.
 #[test]
 fn agent_killed_mid_wipe_next_run_finishes() {
-    if !ready(false) {
+    let hooks = rookery_tests::bins::agent_with_test_hooks();
+    if !ready(false)
+        || !prerequisite(
+            rookery_tests::bins::has_test_hooks(&hooks),
+            &format!(
+                "{} built with --features test-hooks (cargo xtask test builds it)",
+                hooks.display()
+            ),
+        )
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -326,8 +363,11 @@ fn agent_killed_mid_wipe_next_run_finishes() {
         ),
     );
     let node_log = dir.path().join("node.log");
+    let bystander = LoopDevice::bystander().unwrap();
+    let untouched = Untouched::snapshot([bystander.path()]);
     let mut cmd = local_cmd(&inv, dir.path(), &["--wipe"]);
-    cmd.env("ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP", "zero-tail")
+    cmd.env("ROOKERY_AGENT", &hooks)
+        .env("ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP", "zero-tail")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
@@ -361,7 +401,9 @@ fn agent_killed_mid_wipe_next_run_finishes() {
     );
     // xfs at the head survived: still not clean, and the next run finishes.
     assert!(wipefs(&dev.path_str()).contains("xfs"));
+    untouched.assert_unchanged();
     let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    untouched.assert_unchanged();
     let d = dev.path_str();
     assert_eq!(r.action("localhost", &d), "wiped", "{}", r.json);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -437,24 +479,109 @@ fn interactive_confirmation_on_a_terminal() {
     }
     let dir = tempfile::tempdir().unwrap();
     let dev = LoopDevice::new(6 * GIB);
+    let blank = LoopDevice::new(6 * GIB);
+    let bystander = LoopDevice::bystander().unwrap();
     let d = dev.path_str();
     sh(&format!("mkfs.ext4 -q -F {d}"));
     let inv = local_inventory(
         dir.path(),
-        &format!("rookery_devices: [{{name: {d}, wipe: true}}]"),
+        &format!(
+            "rookery_devices: [{{name: {d}, wipe: true}}, {{name: {}, wipe: true}}]",
+            blank.path_str()
+        ),
     );
+    let untouched = Untouched::snapshot([dev.path(), blank.path(), bystander.path()]);
     // Anything but "yes" leaves the disk alone.
     let (code, text) = run_on_tty(&inv, dir.path(), "y");
+    untouched.assert_unchanged();
     assert!(text.contains("Type \"yes\""), "{text}");
     assert!(
         text.contains(&d) && text.contains("6442450944 bytes"),
         "{text}"
     );
+    // The blank device the same consent covers is shown too.
+    assert!(
+        text.contains(&blank.path_str()) && text.contains("blank now"),
+        "{text}"
+    );
     assert_eq!(code, Some(8), "{text}");
     assert!(wipefs(&d).contains("ext4"));
     // "yes" is consent.
+    let others = Untouched::snapshot([blank.path(), bystander.path()]);
     let (code, text) = run_on_tty(&inv, dir.path(), "yes");
+    others.assert_unchanged();
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("wiped"), "{text}");
     assert_eq!(wipefs(&d), "");
+}
+
+/// A run whose devices are all blank wipes nothing, but what it asked for (consent sent with
+/// every device) is still on the control machine's record: before/after lines per device,
+/// and a line for the device the plan refused.
+#[test]
+fn every_device_in_the_plan_is_audited_even_when_all_are_blank() {
+    if !ready(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = LoopDevice::new(6 * GIB);
+    let b = LoopDevice::new(6 * GIB);
+    let small = LoopDevice::new(4 * GIB);
+    let inv = local_inventory(
+        dir.path(),
+        &format!(
+            "rookery_devices: [{{name: {}, wipe: true}}, {{name: {}, wipe: true}}, {{name: {}, wipe: true}}]",
+            a.path_str(),
+            b.path_str(),
+            small.path_str()
+        ),
+    );
+    let untouched = Untouched::snapshot([a.path(), b.path(), small.path()]);
+    let r = run(local_cmd(&inv, dir.path(), &["--wipe"]));
+    untouched.assert_unchanged();
+    assert_eq!(r.action("localhost", &a.path_str()), "ok", "{}", r.json);
+    assert_eq!(r.action("localhost", &b.path_str()), "ok", "{}", r.json);
+    let audit = dir.path().join("audit.jsonl");
+    let lines = audit_lines(&audit);
+    for dev in [a.path_str(), b.path_str()] {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["device"]["path"] == dev.as_str())
+            .collect();
+        assert_eq!(mine.len(), 2, "{dev}: {lines:?}");
+        assert!(mine.iter().all(|l| l["source"] == "runner"
+            && l["action"] == "prepare-request"
+            && l["host"] == "localhost"));
+        assert!(mine[0]["result"].is_null());
+        assert!(
+            mine[1]["result"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("ok: ")),
+            "{:?}",
+            mine[1]
+        );
+    }
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["device"]["path"] == small.path_str().as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:?}");
+    assert_eq!(refused[0]["action"], "refused-by-plan");
+    assert_eq!(r.json["audit_log"], audit.display().to_string());
+}
+
+/// The fault hooks exist for the crash tests only: the agent that is uploaded to hosts has
+/// no environment variable that makes it pause in the middle of a wipe.
+#[test]
+fn the_shipped_agent_has_no_test_hooks() {
+    let agent = rookery_tests::bins::agent();
+    let bytes = std::fs::read(&agent).unwrap();
+    let needle = b"ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP";
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "{} contains the test hook {}",
+        agent.display(),
+        String::from_utf8_lossy(needle)
+    );
+    assert!(!rookery_tests::bins::has_test_hooks(&agent));
 }

@@ -1,6 +1,7 @@
 //! `playbooks/prepare.yaml` (the `prepare_devices` module) on real loop devices through
 //! the local connection: check mode + diff change nothing, consent comes from
-//! `-e prepare_wipe=true`, the second run reports changed=0.
+//! `-e prepare_wipe=true`, the second run reports changed=0, the control audit log has the
+//! same runner and agent lines `rookery prepare` writes, and no other device changes.
 //!
 //! Needs the `prepare_devices` module registered in rookery-playbook (modules/mod.rs), root,
 //! losetup, mkfs.xfs, wipefs and the built binaries.
@@ -10,7 +11,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rookery_tests::loopdev::LoopDevice;
+use rookery_tests::loopdev::{LoopDevice, Untouched};
 use rookery_tests::require::{have_program, prerequisite};
 use rookery_tests::sshd::agent_binary;
 
@@ -62,6 +63,7 @@ fn prepare_playbook_check_diff_wipe_rerun() {
     }
     let home = tempfile::tempdir().unwrap();
     let dev = LoopDevice::new(6 * GIB);
+    let bystander = LoopDevice::bystander().unwrap();
     let d = dev.path_str();
     assert!(
         Command::new("mkfs.xfs")
@@ -86,6 +88,7 @@ fn prepare_playbook_check_diff_wipe_rerun() {
     .unwrap();
 
     // Without consent the task fails (a play must not go on as if the disk were ready).
+    let untouched = Untouched::snapshot([dev.path(), bystander.path()]);
     let (code, text) = play(&inv, home.path(), &[]);
     assert!(
         !text.contains("unknown module"),
@@ -107,16 +110,38 @@ fn prepare_playbook_check_diff_wipe_rerun() {
         "{text}"
     );
     assert!(wipefs(&d).contains("xfs"));
+    untouched.assert_unchanged();
 
+    let others = Untouched::snapshot([bystander.path()]);
     let (code, text) = play(&inv, home.path(), &["-e", "prepare_wipe=true"]);
+    others.assert_unchanged();
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("changed=1"), "{text}");
     assert_eq!(wipefs(&d), "");
+    // The same audit trail as `rookery prepare`: the runner's request before and its result
+    // after, around the agent's per-step lines.
     let audit = home.path().join(".local/state/rookery/audit.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let runner: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["source"] == "runner").collect();
+    assert_eq!(runner.len(), 2, "{lines:?}");
+    assert!(runner.iter().all(|l| l["action"] == "prepare-request"));
+    assert!(runner[0]["result"].is_null());
     assert!(
-        std::fs::read_to_string(&audit)
-            .unwrap()
-            .contains("zero-head")
+        runner[1]["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("wiped: ")),
+        "{:?}",
+        runner[1]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["source"] == "agent" && l["action"] == "zero-head")
     );
 
     let (code, text) = play(&inv, home.path(), &["-e", "prepare_wipe=true"]);

@@ -2,8 +2,10 @@
 //!
 //! - `cargo xtask agent`: build the static, size-optimised `rookery-agent` and print its size.
 //! - `cargo xtask build`: the agent plus a release `rookery`, both copied to `target/dist/`.
-//! - `cargo xtask test`: fmt + clippy, build the binaries the end-to-end tests drive, then run
-//!   every test in the workspace with their paths exported. `--no-lint` skips fmt/clippy.
+//! - `cargo xtask test`: fmt + clippy, build the binaries the end-to-end tests drive (and a
+//!   debug agent with the `test-hooks` fault hooks for the crash tests, kept apart from the
+//!   shipped one), then run every test in the workspace with their paths exported.
+//!   `--no-lint` skips fmt/clippy.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,8 +133,18 @@ fn test(rest: &[String]) -> Result<()> {
     }
     let agent = build_agent()?;
     let mut build = cargo();
-    build.args(["build", "-p", "rookery", "-p", "rookery-agent"]);
+    build.args(["build", "-p", "rookery"]);
     status(build)?;
+    // The crash tests' agent: same code plus the fault hooks, under its own name so nothing
+    // can mistake it for the agent that ships (which `build_agent` builds without them).
+    let mut hooks = cargo();
+    // (`--features test-hooks`, not `rookery-agent/test-hooks`: the latter names the crate's
+    // dev-dependency on itself and leaves the binary without the hooks.)
+    hooks.args(["build", "-p", "rookery-agent", "--features", "test-hooks"]);
+    status(hooks)?;
+    let hooks_agent = target_dir().join("debug/rookery-agent-test-hooks");
+    std::fs::copy(target_dir().join("debug/rookery-agent"), &hooks_agent)
+        .with_context(|| format!("cannot write {}", hooks_agent.display()))?;
     let rookery = target_dir().join("debug/rookery");
     let mut test = cargo();
     test.args(["test", "--workspace", "--no-fail-fast"]);
@@ -142,6 +154,7 @@ fn test(rest: &[String]) -> Result<()> {
     }
     test.env("ROOKERY_BIN", &rookery)
         .env("ROOKERY_AGENT_BIN", &agent)
-        .env("ROOKERY_AGENT", &agent);
+        .env("ROOKERY_AGENT", &agent)
+        .env("ROOKERY_AGENT_TEST_HOOKS_BIN", &hooks_agent);
     status(test)
 }

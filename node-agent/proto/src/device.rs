@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The smallest device ceph-volume accepts: anything strictly smaller than 5 GiB
+/// (5368709120 bytes) is rejected, so it can never become an OSD and is never wiped.
+pub const MIN_OSD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDevice {
     /// Kernel name, e.g. `nvme0n1`, `sdb`, `loop3`.
@@ -55,6 +59,16 @@ pub struct BlockDevice {
     /// On-disk signatures read from the device itself.
     #[serde(default)]
     pub signatures: Vec<Signature>,
+    /// Every signature a wipe would erase: the device's own plus those inside each partition
+    /// (kernel partitions and on-disk GPT/DOS entries), offsets from the start of the device.
+    /// Computed by the same scan the agent repeats before wiping, so a wipe consent can be
+    /// bound to exactly this list ([`crate::DevicePlan::expected_signatures`]).
+    #[serde(default)]
+    pub wipe_signatures: Vec<Signature>,
+    /// The kernel's `diskseq` for this attachment of the device (Linux 5.15+): a new number
+    /// whenever a disk appears or a loop device is re-attached, never reused until reboot.
+    #[serde(default)]
+    pub diskseq: Option<u64>,
     pub available: bool,
     #[serde(default)]
     pub reject_reasons: Vec<RejectReason>,
@@ -229,6 +243,9 @@ pub enum RejectReason {
     HasHolders(Vec<String>),
     /// Exclusive open failed (EBUSY).
     InUse,
+    /// A Ceph LV on this device is in use by a running OSD (open, locked, or an encrypted
+    /// OSD's dm-crypt mapping is open on it): stop the OSD first.
+    OsdActive(String),
     /// Could not be read (EIO, permission): never "available" when unsure.
     Unreadable(String),
 }
@@ -256,6 +273,7 @@ impl RejectReason {
             | RejectReason::ActiveSwap
             | RejectReason::HasHolders(_)
             | RejectReason::InUse
+            | RejectReason::OsdActive(_)
             | RejectReason::Unreadable(_) => None,
         }
     }
@@ -280,6 +298,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::ActiveSwap => write!(f, "active swap"),
             RejectReason::HasHolders(h) => write!(f, "held by {}", h.join(", ")),
             RejectReason::InUse => write!(f, "in use (exclusive open failed)"),
+            RejectReason::OsdActive(d) => write!(f, "in use by a running Ceph OSD ({d})"),
             RejectReason::Unreadable(e) => write!(f, "unreadable: {e}"),
         }
     }

@@ -27,7 +27,11 @@ pub use facts::*;
 pub use prepare::*;
 
 /// Bump on any breaking change to the frames below.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: a wipe consent needs [`DevicePlan::expected_signatures`] (an agent refuses a consent
+/// without it) and [`RejectReason::OsdActive`] is new, so a version-1 runner must not drive a
+/// version-2 agent.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Printed by the agent, alone on a line, right before the first frame.
 pub const MARKER: &str = "\u{1}ROOKERY-AGENT-PROTOCOL-1\u{2}";

@@ -1,6 +1,7 @@
 //! The kernel calls device preparation needs that have no safe wrapper: the block-device
 //! ioctls (flush the buffer cache, re-read the partition table, discard, delete stale kernel
-//! partitions) and a read-only `adjtimex(2)` for the time-sync readiness check.
+//! partitions, read the disk sequence number) and a read-only `adjtimex(2)` for the
+//! time-sync readiness check.
 //!
 //! This is the only place in the agent's prepare code that uses `unsafe`: the kernel
 //! interface is `ioctl(2)` on an open block device, which Rust cannot check. Each call
@@ -18,6 +19,8 @@ nix::ioctl_none!(blkrrpart_raw, 0x12, 95);
 nix::ioctl_none!(blkflsbuf_raw, 0x12, 97);
 nix::ioctl_write_ptr_bad!(blkdiscard_raw, nix::request_code_none!(0x12, 119), [u64; 2]);
 nix::ioctl_write_ptr_bad!(blkpg_raw, nix::request_code_none!(0x12, 105), BlkpgIoctlArg);
+// BLKGETDISKSEQ is a proper _IOR(0x12, 128, __u64) (Linux 5.15+).
+nix::ioctl_read!(blkgetdiskseq_raw, 0x12, 128, u64);
 
 /// `struct blkpg_ioctl_arg`.
 #[repr(C)]
@@ -59,6 +62,17 @@ pub fn reread_partitions(f: &File) -> io::Result<()> {
     // SAFETY: `f` is an open block device for the whole call; BLKRRPART takes no argument.
     unsafe { blkrrpart_raw(f.as_raw_fd()) }
         .map(drop)
+        .map_err(to_io)
+}
+
+/// BLKGETDISKSEQ: the disk sequence number of the device open as `f`. ENOTTY on kernels
+/// older than 5.15.
+pub fn disk_seq(f: &File) -> io::Result<u64> {
+    let mut seq: u64 = 0;
+    // SAFETY: `f` is an open block device; `seq` is a live u64 the kernel writes into, borrowed
+    // mutably for the duration of the call only.
+    unsafe { blkgetdiskseq_raw(f.as_raw_fd(), &mut seq) }
+        .map(|_| seq)
         .map_err(to_io)
 }
 

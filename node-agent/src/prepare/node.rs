@@ -1,81 +1,19 @@
-//! What the node says about one block device right now: which kernel device a planned
-//! [`DeviceIdentity`] resolves to, and every reason it must never be written to (mounted,
-//! root, active swap, read-only, foreign holders, held open).
+//! What the node says about one planned device right now: which disk a planned
+//! [`DeviceIdentity`] resolves to, what is stacked on it, and every reason it must never be
+//! written to (mounted, root, active swap, read-only, foreign holders, a running OSD).
 //!
-//! Kept separate from the wipe engine so the refusal rules are checked from fresh kernel
-//! state immediately before any write, whatever the runner believed at plan time. Reads
-//! sysfs, `/proc/self/mountinfo`, `/proc/swaps` and `/dev/disk/by-id` only — no udev, no
-//! external tools (this lab's kernels have neither udevd nor device-mapper).
+//! Kept apart from the wipe engine so the refusal rules are checked from fresh kernel state
+//! immediately before any write, whatever the runner believed at plan time. Everything is
+//! read through [`OsPaths`] (sysfs, procfs, `/dev`), the same reader the probe uses; the only
+//! device opens here are the read-only "is this LV in use?" tests on Ceph LVs.
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
-use rookery_proto::{DeviceIdentity, RejectReason};
+use rookery_proto::{DeviceIdentity, MIN_OSD_BYTES, RejectReason};
 
-/// Where sysfs and /dev live; tests keep the real ones, the indirection only makes the
-/// resolution rules readable in one place.
-const SYS_BLOCK: &str = "/sys/block";
-const BY_ID: &str = "/dev/disk/by-id";
-
-/// Minimum OSD size: ceph-volume rejects anything strictly smaller than 5 GiB.
-pub const MIN_OSD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-
-/// One whole block device (not a partition) as the kernel shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeDevice {
-    /// Kernel name, e.g. `sdb`, `loop3`.
-    pub name: String,
-    /// `/dev/<name>`.
-    pub path: String,
-    pub size_bytes: u64,
-    pub logical_sector_size: u32,
-    pub rotational: bool,
-    pub read_only: bool,
-    pub serial: Option<String>,
-    pub wwn: Option<String>,
-    /// `/dev/disk/by-id/*` links resolving to this device.
-    pub by_id: Vec<String>,
-    /// `major:minor`.
-    pub devno: String,
-    pub partitions: Vec<KernelPartition>,
-}
-
-/// A partition the kernel currently knows (`/sys/block/X/X*/partition`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelPartition {
-    pub name: String,
-    pub path: String,
-    pub number: u32,
-    pub start_bytes: u64,
-    pub size_bytes: u64,
-    pub devno: String,
-}
-
-fn read_trim(p: impl AsRef<Path>) -> Option<String> {
-    let s = fs::read_to_string(p).ok()?;
-    let t = s.trim().trim_matches('\0').trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
-
-fn read_u64(p: impl AsRef<Path>) -> Option<u64> {
-    read_trim(p)?.parse().ok()
-}
-
-/// SCSI VPD page 0x80 (unit serial number): 4-byte header, then the ASCII serial.
-fn vpd80_serial(p: &Path) -> Option<String> {
-    let b = fs::read(p).ok()?;
-    if b.len() <= 4 {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
-    let end = (4 + len).min(b.len());
-    let s = String::from_utf8_lossy(&b[4..end])
-        .trim()
-        .trim_matches('\0')
-        .to_string();
-    (!s.is_empty()).then_some(s)
-}
+use crate::host::{Disk, Holder, OsPaths};
 
 /// Compares identifiers the way a human would: case, surrounding blanks and the `0x`
 /// prefix some tools print in front of a WWN are not significant.
@@ -87,86 +25,15 @@ pub fn same_id(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-fn by_id_links() -> Vec<(String, PathBuf)> {
-    let Ok(rd) = fs::read_dir(BY_ID) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, PathBuf)> = rd
-        .flatten()
-        .filter_map(|e| {
-            let link = e.path();
-            let target = fs::canonicalize(&link).ok()?;
-            Some((link.to_string_lossy().into_owned(), target))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Reads one whole device from sysfs. `None` when `name` is not a block device.
-pub fn read_device(name: &str) -> Option<NodeDevice> {
-    let sys = Path::new(SYS_BLOCK).join(name);
-    let size_sectors = read_u64(sys.join("size"))?;
-    let dev_dir = sys.join("device");
-    let serial = read_trim(dev_dir.join("serial"))
-        .or_else(|| read_trim(sys.join("serial")))
-        .or_else(|| vpd80_serial(&dev_dir.join("vpd_pg80")));
-    let wwn = read_trim(sys.join("wwid")).or_else(|| read_trim(dev_dir.join("wwid")));
-    let path = format!("/dev/{name}");
-    let by_id = by_id_links()
-        .into_iter()
-        .filter(|(l, t)| t == Path::new(&path) && !crate::probe::is_content_link(l))
-        .map(|(l, _)| l)
-        .collect();
-    let mut partitions = Vec::new();
-    if let Ok(rd) = fs::read_dir(&sys) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if !p.join("partition").exists() {
-                continue;
-            }
-            let pname = e.file_name().to_string_lossy().into_owned();
-            partitions.push(KernelPartition {
-                path: format!("/dev/{pname}"),
-                number: read_u64(p.join("partition")).unwrap_or(0) as u32,
-                start_bytes: read_u64(p.join("start")).unwrap_or(0) * 512,
-                size_bytes: read_u64(p.join("size")).unwrap_or(0) * 512,
-                devno: read_trim(p.join("dev")).unwrap_or_default(),
-                name: pname,
-            });
-        }
-    }
-    partitions.sort_by_key(|p| p.number);
-    Some(NodeDevice {
-        name: name.to_string(),
-        path,
-        size_bytes: size_sectors * 512,
-        logical_sector_size: read_u64(sys.join("queue/logical_block_size")).unwrap_or(512) as u32,
-        rotational: read_trim(sys.join("queue/rotational")).as_deref() != Some("0"),
-        read_only: read_trim(sys.join("ro")).as_deref() == Some("1"),
-        serial,
-        wwn,
-        by_id,
-        devno: read_trim(sys.join("dev")).unwrap_or_default(),
-        partitions,
-    })
-}
-
-fn all_devices() -> Vec<NodeDevice> {
-    let Ok(rd) = fs::read_dir(SYS_BLOCK) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    // Hidden NVMe multipath paths (nvme0c0n1) share the namespace head's serial and WWID;
-    // counting them would make every NVMe identity ambiguous. The probe skips them too.
-    names
+/// Every whole disk the kernel shows, without hidden NVMe multipath paths (`nvme0c0n1`
+/// shares the namespace head's serial and WWID; counting it would make every NVMe identity
+/// ambiguous, and the probe skips it too).
+fn all_disks(os: &OsPaths) -> Vec<Disk> {
+    let links = os.links();
+    os.block_names()
         .iter()
-        .filter(|n| read_trim(Path::new(SYS_BLOCK).join(n).join("hidden")).as_deref() != Some("1"))
-        .filter_map(|n| read_device(n))
+        .filter_map(|n| os.disk_with(n, &links))
+        .filter(|d| !d.hidden)
         .collect()
 }
 
@@ -183,28 +50,38 @@ pub enum ResolveError {
     },
     #[error("the planned identifiers point at different devices ({}); refusing", .devices.join(", "))]
     Conflicting { devices: Vec<String> },
+    #[error(
+        "{path} is named by its path alone, which only identifies loop devices; a disk needs \
+         its serial, WWN or /dev/disk/by-id link in the plan; refusing"
+    )]
+    PathOnly { path: String },
     #[error("{path} is {actual} bytes but the plan says {planned} bytes; refusing")]
     SizeMismatch {
         path: String,
         planned: u64,
         actual: u64,
     },
+    #[error(
+        "{path} was re-attached or replaced since the plan (kernel diskseq {planned} then, \
+         {now} now); refusing"
+    )]
+    Reattached {
+        path: String,
+        planned: u64,
+        now: u64,
+    },
 }
 
-/// Re-resolves a planned identity against the node's current devices.
+/// Re-resolves a planned identity against the node's current disks.
 ///
-/// Every identifier the plan carries (by-id link, serial, WWN) must name exactly one device
-/// and all of them the same one, and its size must equal the planned size. The kernel path
-/// is only used when the plan has no stable identifier at all (loop devices): `/dev/sdX`
-/// names move between boots, so they are never trusted over a serial.
-pub fn resolve(id: &DeviceIdentity) -> Result<NodeDevice, ResolveError> {
-    let devices = all_devices();
+/// Every identifier the plan carries (by-id link, serial, WWN) must name exactly one disk and
+/// all of them the same one; its size must equal the planned size and, when both sides know
+/// it, its `diskseq` the planned one. A bare path is accepted for loop devices only:
+/// `/dev/sdX` names move between boots and hot-plugs, so a disk is never named by it.
+pub fn resolve(os: &OsPaths, id: &DeviceIdentity) -> Result<Disk, ResolveError> {
+    let disks = all_disks(os);
     let mut picks: Vec<String> = Vec::new();
-    fn pick_one(
-        what: &'static str,
-        value: &str,
-        hits: Vec<&NodeDevice>,
-    ) -> Result<String, ResolveError> {
+    fn pick_one(what: &'static str, value: &str, hits: Vec<&Disk>) -> Result<String, ResolveError> {
         match hits.as_slice() {
             [] => Err(ResolveError::NotFound {
                 what,
@@ -219,32 +96,36 @@ pub fn resolve(id: &DeviceIdentity) -> Result<NodeDevice, ResolveError> {
         }
     }
     if let Some(link) = id.by_id.as_deref().filter(|s| !s.is_empty()) {
-        let target = fs::canonicalize(link).ok();
-        let hits = devices
+        let target = std::fs::canonicalize(link).ok();
+        let hits = disks
             .iter()
-            .filter(|d| target.as_deref() == Some(Path::new(&d.path)))
+            .filter(|d| target.is_some() && target == std::fs::canonicalize(&d.path).ok())
             .collect();
         picks.push(pick_one("by-id link", link, hits)?);
     }
     if let Some(serial) = id.serial.as_deref().filter(|s| !s.is_empty()) {
-        let hits = devices
+        let hits = disks
             .iter()
             .filter(|d| d.serial.as_deref().is_some_and(|s| same_id(s, serial)))
             .collect();
         picks.push(pick_one("serial", serial, hits)?);
     }
     if let Some(wwn) = id.wwn.as_deref().filter(|s| !s.is_empty()) {
-        let hits = devices
+        let hits = disks
             .iter()
             .filter(|d| d.wwn.as_deref().is_some_and(|s| same_id(s, wwn)))
             .collect();
         picks.push(pick_one("WWN", wwn, hits)?);
     }
-    if picks.is_empty() {
-        let target = fs::canonicalize(&id.path).unwrap_or_else(|_| PathBuf::from(&id.path));
-        let hits = devices
+    let path_only = picks.is_empty();
+    if path_only {
+        let target = std::fs::canonicalize(&id.path).ok();
+        let hits = disks
             .iter()
-            .filter(|d| Path::new(&d.path) == target)
+            .filter(|d| {
+                d.path == id.path
+                    || (target.is_some() && target == std::fs::canonicalize(&d.path).ok())
+            })
             .collect();
         picks.push(pick_one("path", &id.path, hits)?);
     }
@@ -256,200 +137,271 @@ pub fn resolve(id: &DeviceIdentity) -> Result<NodeDevice, ResolveError> {
             devices: names.iter().map(|n| format!("/dev/{n}")).collect(),
         });
     }
-    let dev = devices
+    let disk = disks
         .into_iter()
         .find(|d| d.name == names[0])
         .ok_or_else(|| ResolveError::NotFound {
             what: "path",
             value: id.path.clone(),
         })?;
-    if dev.size_bytes != id.size_bytes {
+    if path_only && !disk.is_loop() {
+        return Err(ResolveError::PathOnly { path: disk.path });
+    }
+    if disk.size_bytes != id.size_bytes {
         return Err(ResolveError::SizeMismatch {
-            path: dev.path,
+            path: disk.path,
             planned: id.size_bytes,
-            actual: dev.size_bytes,
+            actual: disk.size_bytes,
         });
     }
-    Ok(dev)
-}
-
-/// A device-mapper (or md/bcache) device stacked on the disk or one of its partitions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    /// Kernel name, e.g. `dm-3`.
-    pub kernel: String,
-    /// device-mapper name (`ceph--<vg>-osd--block--<lv>`) when it is a dm device.
-    pub dm_name: Option<String>,
-    pub devno: String,
-    /// Kernel names the holder sits on (`/sys/block/<holder>/slaves`).
-    pub slaves: Vec<String>,
-}
-
-impl Holder {
-    /// LVM escapes `-` in VG names as `--` in dm names, so a `ceph-*` VG's LVs all start
-    /// with `ceph--`. Only these are ours to remove.
-    pub fn is_ceph_leftover(&self) -> bool {
-        self.dm_name
-            .as_deref()
-            .is_some_and(|n| n.starts_with("ceph--"))
+    if let (Some(planned), Some(now)) = (id.diskseq, disk.diskseq)
+        && planned != now
+    {
+        return Err(ResolveError::Reattached {
+            path: disk.path,
+            planned,
+            now,
+        });
     }
-
-    /// A Ceph leftover that lives on `dev` alone: removing it cannot affect another disk
-    /// (a VG spanning several PVs is left to the operator).
-    pub fn is_ceph_leftover_of(&self, dev: &NodeDevice) -> bool {
-        self.is_ceph_leftover()
-            && !self.slaves.is_empty()
-            && self
-                .slaves
-                .iter()
-                .all(|s| *s == dev.name || dev.partitions.iter().any(|p| p.name == *s))
-    }
+    Ok(disk)
 }
 
-/// Holders of the device and of its partitions.
-pub fn holders(dev: &NodeDevice) -> Vec<Holder> {
-    let sys = Path::new(SYS_BLOCK).join(&dev.name);
-    let mut dirs = vec![sys.join("holders")];
-    dirs.extend(
-        dev.partitions
-            .iter()
-            .map(|p| sys.join(&p.name).join("holders")),
-    );
-    let mut out: Vec<Holder> = Vec::new();
-    for d in dirs {
-        let Ok(rd) = fs::read_dir(d) else { continue };
-        for e in rd.flatten() {
-            let kernel = e.file_name().to_string_lossy().into_owned();
-            if out.iter().any(|h| h.kernel == kernel) {
+/// LVM escapes `-` in VG names as `--` in dm names, so a `ceph-*` VG's LVs all start with
+/// `ceph--`. Only these are ours to remove.
+pub fn is_ceph_lv(h: &Holder) -> bool {
+    h.dm_name
+        .as_deref()
+        .is_some_and(|n| n.starts_with("ceph--"))
+}
+
+/// dm-crypt mappings carry a `CRYPT-` dm uuid (ceph-volume's encrypted OSDs among them).
+fn is_crypt(h: &Holder) -> bool {
+    h.dm_uuid
+        .as_deref()
+        .is_some_and(|u| u.starts_with("CRYPT-"))
+}
+
+/// What is stacked on a disk, sorted into what a wipe may remove and what forbids it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stack {
+    /// Every holder, recursively (their mounts and swaps count as the disk's).
+    pub all: Vec<Holder>,
+    /// `ceph--*` LVs that live on this disk alone, with nothing stacked on them: removed with
+    /// `dmsetup remove` before the wipe.
+    pub ceph: Vec<Holder>,
+    /// Why the stack forbids a wipe (foreign holders, an open encrypted OSD, ...).
+    pub refusals: Vec<RejectReason>,
+}
+
+impl Stack {
+    /// Classifies the holder tree of `disk`.
+    pub fn of(disk: &Disk, all: Vec<Holder>) -> Stack {
+        let mut st = Stack::default();
+        let on_this_disk = |h: &Holder| {
+            !h.slaves.is_empty()
+                && h.slaves
+                    .iter()
+                    .all(|s| *s == disk.name || disk.partitions.iter().any(|p| p.name == *s))
+        };
+        let mut foreign = Vec::new();
+        for h in all.iter().filter(|h| h.depth == 1) {
+            if !is_ceph_lv(h) || !on_this_disk(h) {
+                // A VG spanning several disks is left to the operator, like any other holder.
+                foreign.push(h.display_name().to_string());
                 continue;
             }
-            let hs = Path::new(SYS_BLOCK).join(&kernel);
-            let mut slaves: Vec<String> = fs::read_dir(hs.join("slaves"))
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            slaves.sort();
-            out.push(Holder {
-                slaves,
-                dm_name: read_trim(hs.join("dm/name")),
-                devno: read_trim(hs.join("dev")).unwrap_or_default(),
-                kernel,
-            });
+            let above: Vec<&Holder> = all
+                .iter()
+                .filter(|x| h.holders.contains(&x.kernel))
+                .collect();
+            if above.is_empty() {
+                st.ceph.push(h.clone());
+                continue;
+            }
+            for x in above {
+                if is_crypt(x) {
+                    st.refusals.push(RejectReason::OsdActive(format!(
+                        "encrypted OSD mapping {} is open on {}; stop the OSD and close it \
+                         (cryptsetup close {})",
+                        x.display_name(),
+                        h.display_name(),
+                        x.display_name()
+                    )));
+                } else {
+                    foreign.push(format!("{} (on {})", x.display_name(), h.display_name()));
+                }
+            }
         }
-    }
-    out
-}
-
-fn unescape_mount(s: &str) -> String {
-    // mountinfo escapes blanks and backslashes as \ooo octal.
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v as char);
-            i += 4;
-            continue;
+        if !foreign.is_empty() {
+            st.refusals.push(RejectReason::HasHolders(foreign));
         }
-        out.push(b[i] as char);
-        i += 1;
+        st.all = all;
+        st
     }
-    out
 }
 
 /// Every reason this device must not be touched, whatever the consent: mounted (itself, a
-/// partition or a holder), holds `/`, active swap, read-only, held by a non-Ceph holder.
-/// The exclusive-open test is separate ([`exclusive_open_busy`]) because Ceph holders we
-/// are about to remove keep the device busy until they are gone.
-pub fn refusals(dev: &NodeDevice, holders: &[Holder]) -> Vec<RejectReason> {
+/// partition or any holder), holds `/`, active swap, read-only, too small, held by a foreign
+/// holder or by a running OSD. The exclusive open is tested separately, on the descriptor
+/// prepare keeps ([`super::bind`]): Ceph LVs about to be removed keep the disk busy until
+/// they are gone.
+pub fn refusals(os: &OsPaths, disk: &Disk, stack: &Stack) -> Vec<RejectReason> {
     let mut reasons = Vec::new();
-    let mut devnos: Vec<&str> = vec![dev.devno.as_str()];
-    devnos.extend(dev.partitions.iter().map(|p| p.devno.as_str()));
-    devnos.extend(holders.iter().map(|h| h.devno.as_str()));
-    let mut paths: Vec<PathBuf> = vec![PathBuf::from(&dev.path)];
-    paths.extend(dev.partitions.iter().map(|p| PathBuf::from(&p.path)));
-    for h in holders {
-        paths.push(PathBuf::from(format!("/dev/{}", h.kernel)));
-        if let Some(n) = &h.dm_name {
-            paths.push(PathBuf::from(format!("/dev/mapper/{n}")));
-        }
+    let mounts = os.mounts();
+    let swaps = os.swaps();
+    let mut related = vec![(disk.name.as_str(), disk.devno)];
+    related.extend(disk.partitions.iter().map(|p| (p.name.as_str(), p.devno)));
+    related.extend(stack.all.iter().map(|h| (h.kernel.as_str(), h.devno)));
+    let mut mounted: Vec<String> = Vec::new();
+    let mut swap = false;
+    for (name, devno) in related {
+        mounted.extend(os.mountpoints_of(&mounts, name, devno));
+        swap |= os.is_swap(&swaps, name);
     }
-    let canon = |s: &str| fs::canonicalize(s).unwrap_or_else(|_| PathBuf::from(s));
-    let ours = |devno: &str, source: &str| {
-        (!devno.is_empty() && devnos.contains(&devno)) || paths.iter().any(|p| *p == canon(source))
-    };
-
-    if let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") {
-        for line in mi.lines() {
-            let f: Vec<&str> = line.split(' ').collect();
-            let Some(sep) = f.iter().position(|x| *x == "-") else {
-                continue;
-            };
-            let (Some(devno), Some(mnt), Some(source)) = (f.get(2), f.get(4), f.get(sep + 2))
-            else {
-                continue;
-            };
-            if ours(devno, &unescape_mount(source)) {
-                let mnt = unescape_mount(mnt);
-                if mnt == "/" {
-                    reasons.push(RejectReason::HoldsRoot);
-                }
-                let r = RejectReason::Mounted(mnt);
-                if !reasons.contains(&r) {
-                    reasons.push(r);
-                }
-            }
-        }
+    mounted.sort();
+    mounted.dedup();
+    if mounted.iter().any(|m| m == "/") {
+        reasons.push(RejectReason::HoldsRoot);
     }
-    if let Ok(sw) = fs::read_to_string("/proc/swaps") {
-        for line in sw.lines().skip(1) {
-            if let Some(src) = line.split_whitespace().next()
-                && paths.iter().any(|p| *p == canon(&unescape_mount(src)))
-                && !reasons.contains(&RejectReason::ActiveSwap)
-            {
-                reasons.push(RejectReason::ActiveSwap);
-            }
-        }
+    reasons.extend(mounted.into_iter().map(RejectReason::Mounted));
+    if swap {
+        reasons.push(RejectReason::ActiveSwap);
     }
-    if dev.read_only {
+    if disk.read_only {
         reasons.push(RejectReason::ReadOnly);
     }
-    let foreign: Vec<String> = holders
-        .iter()
-        .filter(|h| !h.is_ceph_leftover_of(dev))
-        .map(|h| h.dm_name.clone().unwrap_or_else(|| h.kernel.clone()))
-        .collect();
-    if !foreign.is_empty() {
-        reasons.push(RejectReason::HasHolders(foreign));
+    if disk.size_bytes < MIN_OSD_BYTES {
+        reasons.push(RejectReason::TooSmall);
+    }
+    reasons.extend(stack.refusals.iter().cloned());
+    for lv in &stack.ceph {
+        if let Some(why) = lv_in_use(&os.dev.join(&lv.kernel)) {
+            reasons.push(RejectReason::OsdActive(format!(
+                "{}: {why}",
+                lv.display_name()
+            )));
+        }
     }
     reasons
 }
 
-/// `open(O_RDONLY|O_EXCL)` on a block device fails with EBUSY when anything holds it:
-/// a mount, swap, a dm/md holder, or another exclusive opener (see open(2)).
-pub fn exclusive_open_busy(path: &str) -> io::Result<bool> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match fs::OpenOptions::new()
+/// Whether a Ceph LV is in use, tested before `dmsetup remove` so a running OSD is reported
+/// as that rather than as a failed removal. An exclusive open fails while a filesystem is
+/// mounted on it or something claimed it; a BlueStore OSD holds `flock(LOCK_EX)` on its block
+/// device instead. The lock taken here is released at once when the descriptor closes.
+fn lv_in_use(node: &Path) -> Option<String> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = match OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_EXCL)
-        .open(path)
+        .open(node)
     {
-        Ok(_) => Ok(false),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => Ok(true),
-        Err(e) => Err(e),
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+            return Some("open exclusively by another process (mounted or claimed)".into());
+        }
+        // Cannot tell: `dmsetup remove` refuses an open device anyway.
+        Err(_) => return None,
+    };
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_) => None,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            Some("locked by a running OSD (BlueStore holds its lock)".into())
+        }
+        Err(_) => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::Devno;
+    use crate::host::fake::FakeHost;
+
+    /// The probe reports identities the runner plans with; prepare resolves them with the
+    /// same reader, so every identifier the probe gives (a VPD page 0x80 serial with a
+    /// 2-byte length and NUL padding, a NUL-padded NVMe serial, WWNs, diskseq) finds its disk.
+    #[test]
+    fn what_the_probe_reports_is_what_prepare_resolves() {
+        let h = FakeHost::new();
+        h.disk(
+            "sdb",
+            "pci0000:00/0000:00:03.0/host1/target1:0:0/1:0:0:0",
+            "scsi",
+            10 << 30,
+            &[
+                ("dev", "8:16"),
+                ("device/vpd_pg80", "\0\u{80}\0\u{0c}ZA1B2C3D\0\0\0\0"),
+                ("device/wwid", "naa.5000c500a1b2c3d4"),
+                ("diskseq", "17"),
+            ],
+        );
+        h.disk(
+            "nvme0n1",
+            "pci0000:00/0000:00:04.0/nvme/nvme0",
+            "nvme",
+            20 << 30,
+            &[
+                ("dev", "259:0"),
+                ("device/serial", "S5GXNF0R123456\0\0\0\0  "),
+                ("wwid", "eui.002538b111b2c3d4"),
+            ],
+        );
+        let os = h.paths();
+        let facts = os.host_facts(&rookery_proto::ProbeRequest::default());
+        assert_eq!(facts.block_devices.len(), 2);
+        for d in &facts.block_devices {
+            assert!(
+                d.serial.as_deref().is_some_and(|s| !s.contains('\0')),
+                "{:?}",
+                d.serial
+            );
+            let id = DeviceIdentity {
+                path: d.path.clone(),
+                serial: d.serial.clone(),
+                wwn: d.wwn.clone(),
+                by_id: None,
+                size_bytes: d.size_bytes,
+                diskseq: d.diskseq,
+            };
+            let got = resolve(&os, &id).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            assert_eq!(got.name, d.name);
+            assert_eq!(
+                os.disk_at(got.devno.unwrap()).map(|x| x.name),
+                Some(d.name.clone())
+            );
+        }
+        let sdb = &facts
+            .block_devices
+            .iter()
+            .find(|d| d.name == "sdb")
+            .unwrap();
+        assert_eq!(sdb.serial.as_deref(), Some("ZA1B2C3D"));
+        assert_eq!(sdb.diskseq, Some(17));
+        // A plan made before the disk was replaced (another diskseq) does not resolve.
+        let stale = DeviceIdentity {
+            path: sdb.path.clone(),
+            serial: sdb.serial.clone(),
+            wwn: None,
+            by_id: None,
+            size_bytes: sdb.size_bytes,
+            diskseq: Some(16),
+        };
+        assert!(matches!(
+            resolve(&os, &stale),
+            Err(ResolveError::Reattached { .. })
+        ));
+        // A disk named by its path alone does not resolve at all.
+        let bare = DeviceIdentity {
+            serial: None,
+            diskseq: None,
+            ..stale
+        };
+        assert!(matches!(
+            resolve(&os, &bare),
+            Err(ResolveError::PathOnly { .. })
+        ));
+    }
 
     #[test]
     fn ids_compare_loosely() {
@@ -458,38 +410,131 @@ mod tests {
         assert!(!same_id("abc", "abd"));
     }
 
-    #[test]
-    fn mount_escapes() {
-        assert_eq!(unescape_mount("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount("/plain"), "/plain");
+    fn disk(name: &str) -> Disk {
+        Disk {
+            name: name.into(),
+            path: format!("/dev/{name}"),
+            devno: Some(Devno {
+                major: 8,
+                minor: 16,
+            }),
+            size_bytes: 10 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: true,
+            read_only: false,
+            removable: false,
+            hidden: false,
+            serial: None,
+            wwn: None,
+            diskseq: None,
+            by_id: vec![],
+            by_path: vec![],
+            partitions: vec![],
+        }
+    }
+
+    fn holder(
+        kernel: &str,
+        dm: &str,
+        uuid: &str,
+        slaves: &[&str],
+        above: &[&str],
+        depth: usize,
+    ) -> Holder {
+        Holder {
+            kernel: kernel.into(),
+            dm_name: Some(dm.into()),
+            dm_uuid: Some(uuid.into()),
+            devno: None,
+            slaves: slaves.iter().map(|s| s.to_string()).collect(),
+            holders: above.iter().map(|s| s.to_string()).collect(),
+            depth,
+        }
     }
 
     #[test]
-    fn ceph_holders_only() {
-        let h = |n: &str| Holder {
-            kernel: "dm-0".into(),
-            dm_name: Some(n.into()),
-            devno: "253:0".into(),
-            slaves: vec!["sdb".into()],
+    fn only_idle_ceph_lvs_of_this_disk_are_removable() {
+        let lv = holder(
+            "dm-0",
+            "ceph--1234-osd--block--5678",
+            "LVM-x",
+            &["sdb"],
+            &[],
+            1,
+        );
+        let st = Stack::of(&disk("sdb"), vec![lv.clone()]);
+        assert_eq!(st.ceph, vec![lv.clone()]);
+        assert!(st.refusals.is_empty());
+        // The same LV seen from another disk it does not live on: not ours.
+        let st = Stack::of(&disk("sdc"), vec![lv]);
+        assert!(st.ceph.is_empty());
+        assert!(
+            matches!(&st.refusals[..], [RejectReason::HasHolders(h)] if h[0].starts_with("ceph--"))
+        );
+        // A VG spanning two disks: left to the operator.
+        let span = holder(
+            "dm-0",
+            "ceph--1234-osd--block--5678",
+            "LVM-x",
+            &["sdb", "sdc"],
+            &[],
+            1,
+        );
+        assert!(Stack::of(&disk("sdb"), vec![span]).ceph.is_empty());
+        let other = holder("dm-1", "vg0-root", "LVM-y", &["sdb"], &[], 1);
+        let st = Stack::of(&disk("sdb"), vec![other]);
+        assert_eq!(
+            st.refusals,
+            vec![RejectReason::HasHolders(vec!["vg0-root".into()])]
+        );
+    }
+
+    #[test]
+    fn an_open_encrypted_osd_on_a_ceph_lv_is_reported_before_any_dmsetup() {
+        let lv = holder(
+            "dm-0",
+            "ceph--a-osd--block--b",
+            "LVM-x",
+            &["sdb"],
+            &["dm-1"],
+            1,
+        );
+        let crypt = holder(
+            "dm-1",
+            "cryptosd-b",
+            "CRYPT-LUKS2-abc-cryptosd-b",
+            &["dm-0"],
+            &[],
+            2,
+        );
+        let st = Stack::of(&disk("sdb"), vec![lv, crypt]);
+        assert!(
+            st.ceph.is_empty(),
+            "an LV with an open mapping is not removed"
+        );
+        assert!(
+            matches!(&st.refusals[..], [RejectReason::OsdActive(m)] if m.contains("cryptosd-b") && m.contains("ceph--a-osd--block--b")),
+            "{:?}",
+            st.refusals
+        );
+        // Anything else stacked on the LV is a foreign holder.
+        let lv = holder(
+            "dm-0",
+            "ceph--a-osd--block--b",
+            "LVM-x",
+            &["sdb"],
+            &["md0"],
+            1,
+        );
+        let md = Holder {
+            dm_name: None,
+            dm_uuid: None,
+            ..holder("md0", "", "", &["dm-0"], &[], 2)
         };
-        assert!(h("ceph--1234-osd--block--5678").is_ceph_leftover());
-        let dev = |name: &str| NodeDevice {
-            name: name.into(),
-            path: format!("/dev/{name}"),
-            size_bytes: 0,
-            logical_sector_size: 512,
-            rotational: true,
-            read_only: false,
-            serial: None,
-            wwn: None,
-            by_id: vec![],
-            devno: String::new(),
-            partitions: vec![],
-        };
-        assert!(h("ceph--1234-osd--block--5678").is_ceph_leftover_of(&dev("sdb")));
-        // Sitting on another disk (too): not ours to remove.
-        assert!(!h("ceph--1234-osd--block--5678").is_ceph_leftover_of(&dev("sdc")));
-        assert!(!h("vg0-root").is_ceph_leftover());
-        assert!(!h("cephfoo").is_ceph_leftover());
+        let st = Stack::of(&disk("sdb"), vec![lv, md]);
+        assert!(
+            matches!(&st.refusals[..], [RejectReason::HasHolders(h)] if h[0] == "md0 (on ceph--a-osd--block--b)")
+        );
     }
 }

@@ -6,8 +6,10 @@
 //!
 //! The steps run in this order, each fsynced and audited before the next:
 //!
-//! 1. remove this device's `ceph--*` device-mapper holders (LVM leftovers; only when the
-//!    kernel has device-mapper);
+//! 1. remove this device's idle `ceph--*` device-mapper holders ([`remove_holders`]; LVM
+//!    leftovers, only when the kernel has device-mapper). They hold the disk, so this is the
+//!    one step before the writable exclusive open; every later step, down to the final
+//!    scan, goes through that single descriptor ([`wipe`]);
 //! 2. zero the BlueStore label replicas at 1000/100/10/1 GiB (the 1 MiB at each offset);
 //! 3. zero the start of every partition (contents first: a filesystem inside a partition is
 //!    only findable while the partition table still points at it);
@@ -18,8 +20,8 @@
 //!    label) are the last bytes to go;
 //! 7. optional BLKDISCARD; flush (fsync + BLKFLSBUF); BLKRRPART and deletion of stale
 //!    kernel partitions;
-//! 8. scan again (whole device and every partition region seen before) and report clean
-//!    only if nothing is left.
+//! 8. scan again through the same descriptor (whole device and every partition region seen
+//!    before) and report clean only if nothing is left.
 //!
 //! Invariant: everything that can only be found *through* the head (partition contents) is
 //! erased before the head, and every other signature is found by a scan on its own. So a
@@ -28,17 +30,18 @@
 //! or nothing detectable remains and it reports ok. Nothing is ever reported clean by
 //! assumption — only by the final scan.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::process::Command;
 
-use rookery_proto::{DeviceIdentity, Signature};
+use rookery_proto::{AuditAction, DeviceIdentity, Signature};
 
 use super::audit::Auditor;
 use super::ioctl;
-use super::node::{self, Holder, NodeDevice};
-use super::scan::{self, Found, Region};
+use crate::host::{Disk, Holder, OsPaths};
+use crate::probe::contents::{self, Found, Region};
+use crate::test_hooks;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -54,21 +57,9 @@ pub const REPLICA_OFFSETS: [u64; 4] = [1000 * GIB, 100 * GIB, 10 * GIB, GIB];
 /// Zeroed at the start of each partition.
 pub const PARTITION_HEAD_BYTES: u64 = MIB;
 
-/// Test-only fault hook: when set to a step name (or a prefix of one, e.g. `zero-tail`),
-/// the agent sleeps after that step's "after" audit record so a test can SIGKILL it mid-wipe.
-pub const PAUSE_ENV: &str = "ROOKERY_AGENT_TEST_PAUSE_AFTER_STEP";
-
 /// Why a wipe stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WipeError {
-    #[error("{path} is held open by another process (exclusive open failed)")]
-    Busy { path: String },
-    #[error("cannot open {path} for writing")]
-    Open {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("step {step} on {path} failed")]
     Step {
         path: String,
@@ -80,7 +71,7 @@ pub enum WipeError {
     Audit {
         step: String,
         #[source]
-        source: super::audit::AuditError,
+        source: rookery_audit::AuditFileError,
     },
     #[error("cannot remove device-mapper holder {name} of {path}")]
     Holder {
@@ -94,7 +85,6 @@ pub enum WipeError {
 /// What a finished wipe did.
 #[derive(Debug, Default)]
 pub struct WipeOutcome {
-    pub removed_holders: Vec<String>,
     pub steps: Vec<String>,
     pub after: Found,
     /// Non-fatal remarks (discard unsupported, partition re-read unsupported, ...).
@@ -104,17 +94,9 @@ pub struct WipeOutcome {
 /// One zeroing step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZeroStep {
-    pub name: String,
+    pub action: AuditAction,
     pub start: u64,
     pub len: u64,
-}
-
-fn gib_name(off: u64) -> String {
-    if off.is_multiple_of(GIB) {
-        format!("{}GiB", off / GIB)
-    } else {
-        off.to_string()
-    }
 }
 
 /// The zeroing steps for a device of `size` bytes with the given findings, in write order
@@ -134,7 +116,7 @@ pub fn plan_steps(size: u64, found: &Found) -> Vec<ZeroStep> {
         if off >= head && off < tail_start {
             let len = REPLICA_BYTES.min(tail_start - off);
             steps.push(ZeroStep {
-                name: format!("zero-bluestore-replica@{}", gib_name(off)),
+                action: AuditAction::ZeroBluestoreReplica(off),
                 start: off,
                 len,
             });
@@ -149,7 +131,7 @@ pub fn plan_steps(size: u64, found: &Found) -> Vec<ZeroStep> {
         }
         let len = len.min(size - r.start);
         steps.push(ZeroStep {
-            name: format!("zero-partition@{}", r.start),
+            action: AuditAction::ZeroPartition(r.start),
             start: r.start,
             len,
         });
@@ -165,20 +147,23 @@ pub fn plan_steps(size: u64, found: &Found) -> Vec<ZeroStep> {
             continue;
         }
         steps.push(ZeroStep {
-            name: format!("erase-{}@{}", s.kind.blkid_name(), s.offset),
+            action: AuditAction::Erase {
+                name: s.kind.blkid_name().to_string(),
+                offset: s.offset,
+            },
             start,
             len: end - start,
         });
     }
     if tail_start < size {
         steps.push(ZeroStep {
-            name: "zero-tail".into(),
+            action: AuditAction::ZeroTail,
             start: tail_start,
             len: size - tail_start,
         });
     }
     steps.push(ZeroStep {
-        name: "zero-head".into(),
+        action: AuditAction::ZeroHead,
         start: 0,
         len: head,
     });
@@ -219,16 +204,6 @@ fn zero_range(f: &File, start: u64, len: u64, backwards: bool) -> io::Result<()>
     f.sync_data()
 }
 
-fn pause_hook(step: &str) {
-    if let Ok(want) = std::env::var(PAUSE_ENV)
-        && !want.is_empty()
-        && step.starts_with(&want)
-    {
-        eprintln!("rookery-agent: test hook {PAUSE_ENV}: pausing after {step}");
-        std::thread::sleep(std::time::Duration::from_secs(600));
-    }
-}
-
 /// Removes a `ceph--*` dm device with `dmsetup remove` (only reachable when the kernel has
 /// device-mapper, which implies the lvm2/dmsetup userland on every distribution we target).
 fn remove_dm(name: &str) -> io::Result<()> {
@@ -255,15 +230,16 @@ struct Ctx<'a, 'b> {
 impl Ctx<'_, '_> {
     fn step<T>(
         &mut self,
-        name: &str,
+        action: AuditAction,
         before: &[Signature],
         run: impl FnOnce() -> io::Result<T>,
         after: impl FnOnce() -> Vec<Signature>,
     ) -> Result<T, WipeError> {
+        let name = action.to_string();
         self.audit
-            .record(self.id, name, before, &[], None)
+            .record(self.id, action.clone(), before, &[], None)
             .map_err(|source| WipeError::Audit {
-                step: name.to_string(),
+                step: name.clone(),
                 source,
             })?;
         let res = run();
@@ -275,25 +251,64 @@ impl Ctx<'_, '_> {
         // The step already happened: a failing "after" line must not hide its result.
         if let Err(e) = self
             .audit
-            .record(self.id, name, before, &sigs_after, Some(result))
+            .record(self.id, action, before, &sigs_after, Some(result))
         {
             self.audit.progress(format!("warning: {e}"));
         }
-        pause_hook(name);
+        test_hooks::pause_after(&name);
         res.map_err(|source| WipeError::Step {
             path: self.path.clone(),
-            step: name.to_string(),
+            step: name,
             source,
         })
     }
 }
 
-/// Wipes `dev`. The caller has already checked refusals and consent.
+/// Removes this disk's idle `ceph--*` LVs (the caller has checked they live on this disk
+/// alone and nothing uses them). Returns their names.
+pub fn remove_holders(
+    path: &str,
+    id: &DeviceIdentity,
+    holders: &[Holder],
+    before: &[Signature],
+    audit: &mut Auditor<'_>,
+) -> Result<Vec<String>, WipeError> {
+    let mut ctx = Ctx {
+        id,
+        audit,
+        path: path.to_string(),
+    };
+    let mut removed = Vec::new();
+    for h in holders {
+        let name = h.display_name().to_string();
+        ctx.step(
+            AuditAction::RemoveHolder(name.clone()),
+            before,
+            || remove_dm(&name),
+            Vec::new,
+        )
+        .map_err(|e| match e {
+            WipeError::Step { source, .. } => WipeError::Holder {
+                path: path.to_string(),
+                name: name.clone(),
+                source,
+            },
+            other => other,
+        })?;
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
+/// Wipes the device open as `f` (exclusively, for writing, and verified to be `disk` by the
+/// caller), then verifies through the same descriptor. The caller has already checked
+/// refusals and consent, and keeps `f` open until this returns.
 pub fn wipe(
-    dev: &NodeDevice,
+    os: &OsPaths,
+    f: &File,
+    disk: &Disk,
     id: &DeviceIdentity,
     found: &Found,
-    ceph_holders: &[Holder],
     discard: bool,
     audit: &mut Auditor<'_>,
 ) -> Result<WipeOutcome, WipeError> {
@@ -301,72 +316,44 @@ pub fn wipe(
     let mut ctx = Ctx {
         id,
         audit,
-        path: dev.path.clone(),
+        path: disk.path.clone(),
     };
-    for h in ceph_holders {
-        let name = h.dm_name.clone().unwrap_or_else(|| h.kernel.clone());
-        let step = format!("remove-holder:{name}");
-        ctx.step(&step, &found.signatures, || remove_dm(&name), Vec::new)
-            .map_err(|e| match e {
-                WipeError::Step { source, .. } => WipeError::Holder {
-                    path: dev.path.clone(),
-                    name: name.clone(),
-                    source,
-                },
-                other => other,
-            })?;
-        out.removed_holders.push(name);
-    }
-
-    // O_EXCL on the writable fd: nobody can mount or open the device exclusively while we
-    // write, and we learn here if something still holds it.
-    let f = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(nix::libc::O_EXCL)
-        .open(&dev.path)
-    {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
-            return Err(WipeError::Busy {
-                path: dev.path.clone(),
-            });
-        }
-        Err(source) => {
-            return Err(WipeError::Open {
-                path: dev.path.clone(),
-                source,
-            });
-        }
+    let lss = disk.logical_sector_size;
+    // Kernel partitions as they are now, read by device number (never by name).
+    let partitions_now = || {
+        disk.devno
+            .and_then(|d| os.disk_at(d))
+            .map(|d| d.partitions)
+            .unwrap_or_default()
     };
     let rescan = |f: &File| -> Vec<Signature> {
-        scan::scan_device(f, dev, &found.regions)
+        contents::scan_device(f, disk.size_bytes, lss, &partitions_now(), &found.regions)
             .map(|r| r.signatures)
             .unwrap_or_default()
     };
 
     let mut current = found.signatures.clone();
-    for s in plan_steps(dev.size_bytes, found) {
-        let backwards = s.name == "zero-head";
+    for s in plan_steps(disk.size_bytes, found) {
+        let backwards = s.action == AuditAction::ZeroHead;
         ctx.step(
-            &s.name,
+            s.action.clone(),
             &current,
-            || zero_range(&f, s.start, s.len, backwards),
-            || rescan(&f),
+            || zero_range(f, s.start, s.len, backwards),
+            || rescan(f),
         )?;
-        current = rescan(&f);
-        out.steps.push(s.name);
+        current = rescan(f);
+        out.steps.push(s.action.to_string());
     }
 
-    if discard && !dev.rotational {
+    if discard && !disk.rotational {
         let r = ctx.step(
-            "discard",
+            AuditAction::Discard,
             &current,
-            || ioctl::discard(&f, 0, dev.size_bytes),
-            || rescan(&f),
+            || ioctl::discard(f, 0, disk.size_bytes),
+            || rescan(f),
         );
         match r {
-            Ok(()) => out.steps.push("discard".into()),
+            Ok(()) => out.steps.push(AuditAction::Discard.to_string()),
             // Discard is an optimisation; the zeroing above already removed the signatures.
             Err(e) => out
                 .notes
@@ -378,59 +365,52 @@ pub fn wipe(
     }
 
     f.sync_all().map_err(|source| WipeError::Step {
-        path: dev.path.clone(),
+        path: disk.path.clone(),
         step: "fsync".into(),
         source,
     })?;
-    if let Err(e) = ioctl::flush_buffers(&f) {
+    if let Err(e) = ioctl::flush_buffers(f) {
         out.notes.push(format!("BLKFLSBUF failed: {e}"));
     }
     let rr = ctx.step(
-        "reread-partition-table",
+        AuditAction::RereadPartitionTable,
         &current,
         || {
-            match ioctl::reread_partitions(&f) {
+            match ioctl::reread_partitions(f) {
                 Ok(()) => {}
                 // No partition scanning on this device (loop without PARTSCAN): the stale
                 // kernel partitions are dropped one by one below instead.
                 Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {}
                 Err(e) => return Err(e),
             }
-            let now = node::read_device(&dev.name)
-                .map(|d| d.partitions)
-                .unwrap_or_default();
-            for p in now {
-                ioctl::delete_partition(&f, p.number).map_err(|e| {
+            for p in partitions_now() {
+                ioctl::delete_partition(f, p.number).map_err(|e| {
                     io::Error::new(e.kind(), format!("deleting partition {}: {e}", p.path))
                 })?;
             }
             Ok(())
         },
-        || rescan(&f),
+        || rescan(f),
     );
     if let Err(e) = rr {
         out.notes
             .push(format!("partition re-read: {}", source_text(&e)));
     }
-    out.steps.push("reread-partition-table".into());
-    drop(f);
+    out.steps
+        .push(AuditAction::RereadPartitionTable.to_string());
 
-    // Final verification through a fresh read-only descriptor.
-    let ro = File::open(&dev.path).map_err(|source| WipeError::Open {
-        path: dev.path.clone(),
+    // Final verification through the same descriptor, after the buffer cache was dropped, so
+    // it reads what the device holds (not what a fresh open of the name would find).
+    out.after = contents::scan_device(f, disk.size_bytes, lss, &partitions_now(), &found.regions)
+        .map_err(|source| WipeError::Step {
+        path: disk.path.clone(),
+        step: "verify".into(),
         source,
     })?;
-    let fresh = node::read_device(&dev.name).unwrap_or_else(|| dev.clone());
-    out.after =
-        scan::scan_device(&ro, &fresh, &found.regions).map_err(|source| WipeError::Step {
-            path: dev.path.clone(),
-            step: "verify".into(),
-            source,
-        })?;
     ctx.audit
         .record(
             id,
-            "verify",
+            AuditAction::Verify,
             &found.signatures,
             &out.after.signatures,
             Some(if out.after.is_clean() {
@@ -469,6 +449,7 @@ mod tests {
     fn head_is_last_and_contents_before_it() {
         let size = 20 * GIB;
         let found = Found {
+            whole: Default::default(),
             signatures: vec![
                 sig(SignatureKind::GptPrimary, 512),
                 sig(SignatureKind::Xfs, 3 * GIB),
@@ -482,7 +463,7 @@ mod tests {
         };
         let names: Vec<String> = plan_steps(size, &found)
             .into_iter()
-            .map(|s| s.name)
+            .map(|s| s.action.to_string())
             .collect();
         assert_eq!(
             names,
@@ -500,6 +481,7 @@ mod tests {
     fn small_device_skips_far_replicas_and_partitions_are_zeroed() {
         let size = 6 * GIB;
         let found = Found {
+            whole: Default::default(),
             signatures: vec![],
             regions: vec![Region {
                 start: 2 * GIB,
@@ -507,7 +489,7 @@ mod tests {
             }],
         };
         let steps = plan_steps(size, &found);
-        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = steps.iter().map(|s| s.action.to_string()).collect();
         assert_eq!(
             names,
             vec![
@@ -527,7 +509,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
         std::fs::write(&p, vec![0xAAu8; 3 * MIB as usize]).unwrap();
-        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
         zero_range(&f, 0, 2 * MIB + 10, true).unwrap();
         let b = std::fs::read(&p).unwrap();
         assert!(b[..(2 * MIB + 10) as usize].iter().all(|&x| x == 0));

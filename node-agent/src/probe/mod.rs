@@ -6,19 +6,21 @@
 //! `O_RDONLY|O_EXCL` (the kernel's "is anyone holding this?" test, which takes no lock
 //! beyond the open itself and is closed at once).
 //!
-//! OS access goes through [`OsPaths`] (sysfs, procfs, /dev and /etc roots) so the parsing is
-//! plain functions over files; the tests still run against real loop devices.
+//! Which disk is which (serials, WWNs, links, partitions, holders, mounts) comes from
+//! [`crate::host`], the same reader prepare re-checks with before it writes.
 //!
-//! Entry points for other modules (the wipe code of issue 4 uses them):
+//! Entry points for other modules:
 //! * [`probe_device`]: one device by kernel name or path, fully probed with its verdict.
 //! * [`signatures::scan`]: the signature scan over any `Read + Seek`.
+//! * [`contents::scan_device`]: the whole device plus its partitions' contents (what a wipe
+//!   erases).
 
+pub mod contents;
 pub mod signatures;
 pub mod verdict;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,8 @@ use rookery_proto::{
     SkippedDevice, Transport,
 };
 
+use crate::host::{Devno, Disk, DiskLinks, Mount, read_attr};
+pub use crate::host::{OsPaths, is_content_link};
 use verdict::VerdictInputs;
 
 /// Why a single device could not be probed.
@@ -38,32 +42,6 @@ pub enum ProbeError {
     Partition(String),
     #[error("block device {name} is not probed: {reason}")]
     Skipped { name: String, reason: String },
-    #[error("cannot read {path}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// Roots of the OS interfaces the probe reads. [`OsPaths::default`] is the real system.
-#[derive(Debug, Clone)]
-pub struct OsPaths {
-    pub sys: PathBuf,
-    pub proc_: PathBuf,
-    pub dev: PathBuf,
-    pub etc: PathBuf,
-}
-
-impl Default for OsPaths {
-    fn default() -> Self {
-        OsPaths {
-            sys: "/sys".into(),
-            proc_: "/proc".into(),
-            dev: "/dev".into(),
-            etc: "/etc".into(),
-        }
-    }
 }
 
 /// Probes this host: facts plus every block device (as [`ProbeRequest`] selects).
@@ -78,16 +56,13 @@ pub fn probe_device(name_or_path: &str, include_loop: bool) -> Result<BlockDevic
     OsPaths::default().device(name_or_path, include_loop)
 }
 
-/// Mount table, swap list and the like, read once per probe and shared by all devices.
+/// Mount table, swap list and device links, read once per probe and shared by all devices.
 #[derive(Debug, Default)]
 struct SystemState {
-    /// (major:minor, mountpoint, mount source)
-    mounts: Vec<(String, String, String)>,
+    mounts: Vec<Mount>,
     /// Canonical paths of active swap areas.
     swaps: Vec<PathBuf>,
-    /// (link path, canonical target) under /dev/disk/by-id
-    by_id: Vec<(String, PathBuf)>,
-    by_path: Vec<(String, PathBuf)>,
+    links: DiskLinks,
 }
 
 impl OsPaths {
@@ -96,13 +71,7 @@ impl OsPaths {
         let mut block_devices = Vec::new();
         let mut skipped_devices = Vec::new();
         let only: BTreeSet<String> = req.only.iter().map(|o| self.kernel_name(o)).collect();
-        let mut names: Vec<String> = fs::read_dir(self.sys.join("block"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut names = self.block_names();
         names.sort_by_key(|a| natural_key(a));
         // A requested device that is not a whole disk here must not vanish silently.
         for asked in &req.only {
@@ -129,8 +98,8 @@ impl OsPaths {
             if !only.is_empty() && !only.contains(&name) {
                 continue;
             }
-            match self.classify(&name, req.include_loop) {
-                Ok(kind) => block_devices.push(self.probe_one(&name, kind, &state)),
+            match self.classify(&name, req.include_loop, &state.links) {
+                Ok((disk, kind)) => block_devices.push(self.probe_one(&disk, kind, &state)),
                 Err(reason) => skipped_devices.push(SkippedDevice { name, reason }),
             }
         }
@@ -169,13 +138,14 @@ impl OsPaths {
             }
             return Err(ProbeError::NotFound(name_or_path.to_string()));
         }
-        let kind = self
-            .classify(&name, include_loop)
+        let state = self.system_state();
+        let (disk, kind) = self
+            .classify(&name, include_loop, &state.links)
             .map_err(|reason| ProbeError::Skipped {
                 name: name.clone(),
                 reason,
             })?;
-        Ok(self.probe_one(&name, kind, &self.system_state()))
+        Ok(self.probe_one(&disk, kind, &state))
     }
 
     /// Kernel name for a name or path: `/dev/disk/by-id/x` → `sdb`, `/dev/sdb` → `sdb`.
@@ -190,8 +160,12 @@ impl OsPaths {
     }
 
     /// Which devices get a verdict; the `Err` is the reason a device is skipped.
-    fn classify(&self, name: &str, include_loop: bool) -> Result<DeviceKind, String> {
-        let attr = |a: &str| self.block_attr(name, a);
+    fn classify(
+        &self,
+        name: &str,
+        include_loop: bool,
+        links: &DiskLinks,
+    ) -> Result<(Disk, DeviceKind), String> {
         if name.starts_with("ram") || name.starts_with("zram") {
             return Err("RAM disk".into());
         }
@@ -212,45 +186,38 @@ impl OsPaths {
         } else {
             DeviceKind::Disk
         };
-        if attr("hidden").as_deref() == Some("1") {
+        let Some(disk) = self.disk_with(name, links) else {
+            return Err("no size in sysfs".into());
+        };
+        if disk.hidden {
             return Err("hidden NVMe multipath path (the namespace head is reported)".into());
         }
-        if attr("size")
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-            == 0
-        {
+        if disk.size_bytes == 0 {
             return Err(if kind == DeviceKind::Loop {
                 "loop device without a backing file".into()
             } else {
                 "no medium (size 0)".into()
             });
         }
-        Ok(kind)
+        Ok((disk, kind))
     }
 
-    fn probe_one(&self, name: &str, kind: DeviceKind, state: &SystemState) -> BlockDevice {
+    fn probe_one(&self, disk: &Disk, kind: DeviceKind, state: &SystemState) -> BlockDevice {
+        let name = disk.name.as_str();
         let attr = |a: &str| self.block_attr(name, a);
-        let num = |a: &str| attr(a).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        let path = self.dev.join(name);
-        let size_bytes = num("size") * 512;
-        let logical = num("queue/logical_block_size").max(512) as u32;
-        let physical = num("queue/physical_block_size").max(logical as u64) as u32;
-        let rotational = attr("queue/rotational").as_deref() == Some("1");
+        let path = PathBuf::from(&disk.path);
         let transport = self.transport(name, kind);
-        let class = if rotational {
+        let class = if disk.rotational {
             DeviceClass::Hdd
         } else if transport == Transport::Nvme || name.contains("nvme") {
             DeviceClass::Nvme
         } else {
             DeviceClass::Ssd
         };
-        let dev_no = attr("dev").unwrap_or_default();
 
-        let mut partitions = self.partitions(name, logical, state);
+        let mut partitions = self.partitions(disk, state);
         partitions.sort_by_key(|p| p.number);
-        let holders = self.holders(&self.sys.join("block").join(name));
-        let mut holder_names: Vec<String> = holders.clone();
+        let mut holder_names = self.holder_names(&self.sys.join("block").join(name));
         for p in &partitions {
             holder_names.extend(p.holders.iter().cloned());
         }
@@ -258,22 +225,17 @@ impl OsPaths {
         holder_names.dedup();
 
         // Everything whose mount or swap makes this disk busy: itself, partitions, holders.
-        let mut related: Vec<(String, String)> = vec![(name.to_string(), dev_no.clone())];
-        for p in &partitions {
-            related.push((
-                p.name.clone(),
-                self.class_attr(&p.name, "dev").unwrap_or_default(),
-            ));
-        }
+        let mut related: Vec<(String, Option<Devno>)> = vec![(name.to_string(), disk.devno)];
+        related.extend(disk.partitions.iter().map(|p| (p.name.clone(), p.devno)));
         for h in &holder_names {
-            related.push((h.clone(), self.class_attr(h, "dev").unwrap_or_default()));
+            let devno = self.class_attr(h, "dev").and_then(|d| Devno::parse(&d));
+            related.push((h.clone(), devno));
         }
         let mut mountpoints = Vec::new();
         let mut swap = false;
         for (n, devno) in &related {
-            mountpoints.extend(self.mountpoints_of(n, devno, state));
-            let p = fs::canonicalize(self.dev.join(n)).unwrap_or_else(|_| self.dev.join(n));
-            swap |= state.swaps.contains(&p);
+            mountpoints.extend(self.mountpoints_of(&state.mounts, n, *devno));
+            swap |= self.is_swap(&state.swaps, n);
         }
         mountpoints.sort();
         mountpoints.dedup();
@@ -288,54 +250,44 @@ impl OsPaths {
         );
 
         let mut inputs = VerdictInputs::default();
-        let signatures = match scan_path(&path, size_bytes, logical) {
-            Ok(r) => {
-                inputs.used_by_ceph_disk = r.used_by_ceph_disk();
-                r.signatures
+        let scanned = File::open(&path).and_then(|f| {
+            contents::scan_device(
+                &f,
+                disk.size_bytes,
+                disk.logical_sector_size,
+                &disk.partitions,
+                &[],
+            )
+        });
+        let (signatures, wipe_signatures) = match scanned {
+            Ok(found) => {
+                inputs.used_by_ceph_disk = found.whole.used_by_ceph_disk();
+                (found.whole.signatures, found.signatures)
             }
             Err(e) => {
                 inputs.unreadable = Some(format!("{}: {e}", path.display()));
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
-        };
-
-        let canon = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-        let links = |list: &[(String, PathBuf)]| -> Vec<String> {
-            let mut v: Vec<String> = list
-                .iter()
-                .filter(|(l, t)| *t == canon && !is_content_link(l))
-                .map(|(l, _)| l.clone())
-                .collect();
-            // Most stable first: WWN / EUI, then the rest alphabetically.
-            v.sort_by_key(|l| {
-                (
-                    !(l.contains("/wwn-") || l.contains("/nvme-eui.")),
-                    l.clone(),
-                )
-            });
-            v
         };
 
         let mut dev = BlockDevice {
             name: name.to_string(),
-            path: path.to_string_lossy().into_owned(),
+            path: disk.path.clone(),
             kind,
-            size_bytes,
-            logical_sector_size: logical,
-            physical_sector_size: physical,
-            rotational,
+            size_bytes: disk.size_bytes,
+            logical_sector_size: disk.logical_sector_size,
+            physical_sector_size: disk.physical_sector_size,
+            rotational: disk.rotational,
             transport,
             class,
-            model: attr("device/model").filter(|s| !s.is_empty()),
-            vendor: attr("device/vendor").filter(|s| !s.is_empty()),
-            serial: self.serial(name),
-            wwn: attr("wwid")
-                .or_else(|| attr("device/wwid"))
-                .filter(|s| !s.is_empty()),
-            by_id: links(&state.by_id),
-            by_path: links(&state.by_path),
-            removable: attr("removable").as_deref() == Some("1"),
-            read_only: attr("ro").as_deref() == Some("1"),
+            model: attr("device/model"),
+            vendor: attr("device/vendor"),
+            serial: disk.serial.clone(),
+            wwn: disk.wwn.clone(),
+            by_id: disk.by_id.clone(),
+            by_path: disk.by_path.clone(),
+            removable: disk.removable,
+            read_only: disk.read_only,
             partitions,
             holders: holder_names,
             mountpoints,
@@ -343,28 +295,14 @@ impl OsPaths {
             holds_root,
             in_use,
             signatures,
+            wipe_signatures,
+            diskseq: disk.diskseq,
             available: false,
             reject_reasons: Vec::new(),
         };
         dev.reject_reasons = verdict::reject_reasons(&dev, &inputs);
         dev.available = dev.reject_reasons.is_empty();
         dev
-    }
-
-    fn serial(&self, name: &str) -> Option<String> {
-        let attr = |a: &str| self.block_attr(name, a).filter(|s| !s.is_empty());
-        attr("device/serial")
-            .or_else(|| attr("serial"))
-            .or_else(|| {
-                // SCSI VPD page 0x80: 4-byte header, then the serial (length in byte 3).
-                let raw =
-                    fs::read(self.sys.join("block").join(name).join("device/vpd_pg80")).ok()?;
-                let len = *raw.get(3)? as usize;
-                let s = String::from_utf8_lossy(raw.get(4..4 + len)?)
-                    .trim()
-                    .to_string();
-                (!s.is_empty()).then_some(s)
-            })
     }
 
     fn transport(&self, name: &str, kind: DeviceKind) -> Transport {
@@ -400,113 +338,39 @@ impl OsPaths {
         }
     }
 
-    fn partitions(&self, disk: &str, logical: u32, state: &SystemState) -> Vec<Partition> {
-        let dir = self.sys.join("block").join(disk);
-        let Ok(rd) = fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for e in rd.filter_map(|e| e.ok()) {
-            let pdir = e.path();
-            let Some(number) = read_trim_path(&pdir.join("partition")).and_then(|s| s.parse().ok())
-            else {
-                continue;
-            };
-            let name = e.file_name().to_string_lossy().into_owned();
-            let num = |a: &str| {
-                read_trim_path(&pdir.join(a))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let size_bytes = num("size") * 512;
-            let devno = read_trim_path(&pdir.join("dev")).unwrap_or_default();
-            let path = self.dev.join(&name);
-            out.push(Partition {
-                path: path.to_string_lossy().into_owned(),
-                number,
-                start_bytes: num("start") * 512,
-                size_bytes,
-                mountpoints: self.mountpoints_of(&name, &devno, state),
-                holders: self.holders(&pdir),
-                // A partition we cannot read simply reports no signatures: the disk is
-                // already unavailable because it has partitions.
-                signatures: scan_path(&path, size_bytes, logical)
-                    .map(|r| r.signatures)
-                    .unwrap_or_default(),
-                name,
-            });
-        }
-        out
-    }
-
-    fn holders(&self, dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir.join("holders"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-
-    fn mountpoints_of(&self, name: &str, devno: &str, state: &SystemState) -> Vec<String> {
-        let dev_path = self.dev.join(name);
-        let canon = fs::canonicalize(&dev_path).unwrap_or(dev_path);
-        state
-            .mounts
+    fn partitions(&self, disk: &Disk, state: &SystemState) -> Vec<Partition> {
+        let dir = self.sys.join("block").join(&disk.name);
+        disk.partitions
             .iter()
-            .filter(|(mm, _, src)| {
-                (!devno.is_empty() && mm == devno)
-                    // btrfs (and others) report an anonymous 0:N device; match the source.
-                    || (src.starts_with('/')
-                        && fs::canonicalize(src).is_ok_and(|s| s == canon))
+            .map(|p| {
+                let path = Path::new(&p.path);
+                Partition {
+                    path: p.path.clone(),
+                    number: p.number,
+                    start_bytes: p.start_bytes,
+                    size_bytes: p.size_bytes,
+                    mountpoints: self.mountpoints_of(&state.mounts, &p.name, p.devno),
+                    holders: self.holder_names(&dir.join(&p.name)),
+                    // A partition we cannot read simply reports no signatures: the disk is
+                    // already unavailable because it has partitions.
+                    signatures: File::open(path)
+                        .and_then(|mut f| {
+                            signatures::scan(&mut f, p.size_bytes, disk.logical_sector_size)
+                        })
+                        .map(|r| r.signatures)
+                        .unwrap_or_default(),
+                    name: p.name.clone(),
+                }
             })
-            .map(|(_, mp, _)| mp.clone())
             .collect()
     }
 
     fn system_state(&self) -> SystemState {
-        let mut st = SystemState::default();
-        if let Ok(text) = fs::read_to_string(self.proc_.join("self/mountinfo")) {
-            st.mounts = parse_mountinfo(&text);
+        SystemState {
+            mounts: self.mounts(),
+            swaps: self.swaps(),
+            links: self.links(),
         }
-        if let Ok(text) = fs::read_to_string(self.proc_.join("swaps")) {
-            st.swaps = text
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split_whitespace().next())
-                .map(|p| {
-                    let p = PathBuf::from(unescape_octal(p));
-                    fs::canonicalize(&p).unwrap_or(p)
-                })
-                .collect();
-        }
-        let links = |sub: &str| -> Vec<(String, PathBuf)> {
-            let dir = self.dev.join("disk").join(sub);
-            fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .filter_map(|e| {
-                            let t = fs::canonicalize(e.path()).ok()?;
-                            Some((e.path().to_string_lossy().into_owned(), t))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        st.by_id = links("by-id");
-        st.by_path = links("by-path");
-        st
-    }
-
-    fn block_attr(&self, name: &str, attr: &str) -> Option<String> {
-        read_trim_path(&self.sys.join("block").join(name).join(attr))
-    }
-
-    fn class_attr(&self, name: &str, attr: &str) -> Option<String> {
-        read_trim_path(&self.sys.join("class/block").join(name).join(attr))
     }
 
     fn read_trim(&self, root: &str, rel: &str) -> Option<String> {
@@ -515,7 +379,7 @@ impl OsPaths {
             "etc" => &self.etc,
             _ => &self.sys,
         };
-        read_trim_path(&base.join(rel))
+        read_attr(&base.join(rel))
     }
 
     fn os_release(&self) -> OsRelease {
@@ -544,16 +408,6 @@ impl OsPaths {
             .map(|kb| kb * 1024)
             .unwrap_or(0)
     }
-}
-
-/// Opens `path` read-only and scans it. The only way this module reads device contents.
-fn scan_path(path: &Path, size: u64, logical: u32) -> io::Result<signatures::ScanResult> {
-    let mut f = File::open(path)?;
-    signatures::scan(&mut f, size, logical)
-}
-
-fn read_trim_path(p: &Path) -> Option<String> {
-    fs::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
 
 /// `sda` < `sdb` < `sdaa`, `loop2` < `loop10`.
@@ -586,44 +440,6 @@ fn count_cpu_list(s: &str) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        // `\400`..`\777` do not fit a byte (u8 arithmetic would overflow): kept verbatim.
-        let code = b.get(i + 1..i + 4).and_then(|d| {
-            d.iter()
-                .all(|c| (b'0'..=b'7').contains(c))
-                .then(|| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
-        });
-        if let (b'\\', Some(Ok(byte))) = (b[i], code.map(u8::try_from)) {
-            out.push(byte);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// (major:minor, mountpoint, source) per line of `/proc/self/mountinfo`.
-fn parse_mountinfo(text: &str) -> Vec<(String, String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some((
-                f.get(2)?.to_string(),
-                unescape_octal(f.get(4)?),
-                unescape_octal(f.get(sep + 2)?),
-            ))
-        })
-        .collect()
-}
-
 fn parse_os_release(text: &str) -> OsRelease {
     let mut os = OsRelease::default();
     for line in text.lines() {
@@ -645,19 +461,8 @@ fn parse_os_release(text: &str) -> OsRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fake::FakeHost;
     use rookery_proto::RejectReason;
-
-    #[test]
-    fn mountinfo_parsing() {
-        let t = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
-                 40 22 0:45 / /mnt/my\\040disk rw - btrfs /dev/loop3 rw\n";
-        let m = parse_mountinfo(t);
-        assert_eq!(m[0], ("254:0".into(), "/".into(), "/dev/vda".into()));
-        assert_eq!(m[1].1, "/mnt/my disk");
-        assert_eq!(m[1].2, "/dev/loop3");
-        // `\777` overflowed u8 arithmetic (a panic in debug builds); it is kept as text.
-        assert_eq!(unescape_octal("a\\777b\\101"), "a\\777bA");
-    }
 
     #[test]
     fn cpu_lists() {
@@ -684,84 +489,6 @@ mod tests {
         let mut v = vec!["loop10", "sdaa", "loop2", "sdb", "sda"];
         v.sort_by_key(|a| natural_key(a));
         assert_eq!(v, vec!["sda", "sdb", "loop2", "loop10", "sdaa"]);
-    }
-
-    /// A fake sysfs + /dev tree: hardware this lab lacks (NVMe, SATA, SAS, USB, virtio)
-    /// laid out like the kernel does, with /dev nodes as sparse regular files.
-    struct FakeHost {
-        dir: tempfile::TempDir,
-    }
-
-    impl FakeHost {
-        fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            for d in [
-                "sys/block",
-                "sys/class/block",
-                "sys/bus",
-                "proc",
-                "dev/disk/by-id",
-                "etc",
-            ] {
-                fs::create_dir_all(dir.path().join(d)).unwrap();
-            }
-            FakeHost { dir }
-        }
-
-        fn paths(&self) -> OsPaths {
-            let r = self.dir.path();
-            OsPaths {
-                sys: r.join("sys"),
-                proc_: r.join("proc"),
-                dev: r.join("dev"),
-                etc: r.join("etc"),
-            }
-        }
-
-        /// Adds disk `name` whose sysfs node lives at `devpath` (under sys/devices) on bus
-        /// `subsystem`, with `attrs` (relative file → content) and a /dev node of `size`.
-        fn disk(
-            &self,
-            name: &str,
-            devpath: &str,
-            subsystem: &str,
-            size: u64,
-            attrs: &[(&str, &str)],
-        ) {
-            let r = self.dir.path();
-            let node = r.join("sys/devices").join(devpath).join("block").join(name);
-            let device = r.join("sys/devices").join(devpath);
-            fs::create_dir_all(node.join("queue")).unwrap();
-            fs::create_dir_all(r.join("sys/bus").join(subsystem)).unwrap();
-            std::os::unix::fs::symlink(&device, node.join("device")).unwrap();
-            let sub = device.join("subsystem");
-            if !sub.exists() {
-                std::os::unix::fs::symlink(r.join("sys/bus").join(subsystem), sub).unwrap();
-            }
-            std::os::unix::fs::symlink(&node, r.join("sys/block").join(name)).unwrap();
-            std::os::unix::fs::symlink(&node, r.join("sys/class/block").join(name)).unwrap();
-            let defaults = [
-                ("size", (size / 512).to_string()),
-                ("dev", "8:0".to_string()),
-                ("ro", "0".into()),
-                ("removable", "0".into()),
-                ("queue/rotational", "0".into()),
-                ("queue/logical_block_size", "512".into()),
-                ("queue/physical_block_size", "4096".into()),
-            ];
-            for (k, v) in defaults {
-                fs::write(node.join(k), v).unwrap();
-            }
-            for (k, v) in attrs {
-                let p = node.join(k);
-                fs::create_dir_all(p.parent().unwrap()).unwrap();
-                fs::write(p, v).unwrap();
-            }
-            fs::File::create(r.join("dev").join(name))
-                .unwrap()
-                .set_len(size)
-                .unwrap();
-        }
     }
 
     const GIB: u64 = 1 << 30;
@@ -953,39 +680,5 @@ mod tests {
             .map(|s| (s.name.as_str(), s.reason.contains("partition")))
             .collect();
         assert_eq!(reasons, vec![("sda1", true), ("sdz", false)]);
-    }
-}
-
-/// by-id links that udev derives from what is written *on* the disk (an LVM PV's UUID, md
-/// array names) rather than from the hardware. They vanish when the disk is wiped, so they
-/// can never serve as the disk's stable identity.
-pub fn is_content_link(link: &str) -> bool {
-    let name = link.rsplit('/').next().unwrap_or(link);
-    [
-        "lvm-pv-uuid-",
-        "md-uuid-",
-        "md-name-",
-        "dm-uuid-",
-        "dm-name-",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p))
-}
-
-#[cfg(test)]
-mod content_link_tests {
-    use super::is_content_link;
-
-    #[test]
-    fn content_derived_links_are_not_identities() {
-        assert!(is_content_link("/dev/disk/by-id/lvm-pv-uuid-abc"));
-        assert!(is_content_link("/dev/disk/by-id/md-uuid-1:2:3:4"));
-        assert!(!is_content_link("/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"));
-        assert!(!is_content_link(
-            "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_VMNVME01"
-        ));
-        assert!(!is_content_link(
-            "/dev/disk/by-id/ata-QEMU_HARDDISK_VMHDD01"
-        ));
     }
 }

@@ -5,10 +5,9 @@
 //! the gaps it leaves open (§0.3, §6): mounted, root, swap, holders, exclusive-open busy,
 //! DOS tables, backup-only GPT, BlueStore replicas, bare LVM PVs.
 
-use rookery_proto::{BlockDevice, DeviceKind, RejectReason, SignatureKind, Transport};
-
-/// ceph-volume's floor: `size < 5368709120` rejects (5 GiB, strictly less).
-pub const MIN_SIZE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+use rookery_proto::{
+    BlockDevice, DeviceKind, MIN_OSD_BYTES, RejectReason, SignatureKind, Transport,
+};
 
 /// Facts that are not fields of [`BlockDevice`] but feed the verdict.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +35,7 @@ pub fn reject_reasons(dev: &BlockDevice, extra: &VerdictInputs) -> Vec<RejectRea
     if dev.transport == Transport::Usb {
         r.push(RejectReason::Usb);
     }
-    if dev.size_bytes < MIN_SIZE_BYTES {
+    if dev.size_bytes < MIN_OSD_BYTES {
         r.push(RejectReason::TooSmall);
     }
     if dev.kind == DeviceKind::Loop {
@@ -118,7 +117,7 @@ mod tests {
             name: "sdb".into(),
             path: "/dev/sdb".into(),
             kind: DeviceKind::Disk,
-            size_bytes: MIN_SIZE_BYTES,
+            size_bytes: MIN_OSD_BYTES,
             logical_sector_size: 512,
             physical_sector_size: 512,
             rotational: false,
@@ -139,6 +138,8 @@ mod tests {
             holds_root: false,
             in_use: false,
             signatures: vec![],
+            wipe_signatures: vec![],
+            diskseq: None,
             available: false,
             reject_reasons: vec![],
         }
@@ -158,7 +159,7 @@ mod tests {
     fn size_floor_is_binary_gib_inclusive() {
         let mut d = blank();
         assert!(reject_reasons(&d, &Default::default()).is_empty());
-        d.size_bytes = MIN_SIZE_BYTES - 1;
+        d.size_bytes = MIN_OSD_BYTES - 1;
         assert_eq!(
             reject_reasons(&d, &Default::default()),
             vec![RejectReason::TooSmall]

@@ -11,9 +11,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use rookery_proto::RejectReason;
 use rookery_tests::loopdev::{LoopDevice, LoopOptions, run};
@@ -76,22 +76,22 @@ pub const ALL: &[Kind] = &[
 ];
 
 /// A built fixture. Dropping it undoes what the fixture did (umount, swapoff, vgremove,
-/// kill the holder) and then detaches the loop device.
+/// release the exclusive claim) and then detaches the loop device.
 pub struct Fixture {
     pub kind: Kind,
     pub lo: LoopDevice,
     /// Where the Mounted fixture is mounted.
     pub mountpoint: Option<tempfile::TempDir>,
     undo: Vec<(String, Vec<String>)>,
-    holder: Option<Child>,
+    /// The HeldExclusive fixture's `O_EXCL` descriptor. The kernel ties an exclusive claim
+    /// to the open file, so any other open (this process's included) sees EBUSY: the same
+    /// as another process holding the device, without a helper process.
+    holder: Option<std::fs::File>,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        if let Some(mut c) = self.holder.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.holder.take();
         for (prog, args) in self.undo.drain(..).rev() {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             if let Err(e) = run(&prog, &a) {
@@ -322,7 +322,15 @@ pub fn build(kind: Kind) -> Option<Fixture> {
             fx.undo.push(("umount".into(), vec![d]));
             fx.mountpoint = Some(dir);
         }
-        Kind::HeldExclusive => fx.holder = Some(spawn_exclusive_holder(&dev)),
+        Kind::HeldExclusive => {
+            fx.holder = Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_EXCL)
+                    .open(&dev)
+                    .unwrap_or_else(|e| panic!("cannot hold {dev} exclusively: {e}")),
+            )
+        }
     }
     Some(fx)
 }
@@ -358,52 +366,4 @@ fn run_stdin(prog: &str, args: &[&str], input: &str) {
         "{prog} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Environment variable telling [`exclusive_holder_main`] which device to hold.
-pub const HOLD_ENV: &str = "ROOKERY_TEST_HOLD_DEVICE";
-
-/// Re-runs this test binary as a child that opens `dev` with O_EXCL and holds it until its
-/// stdin closes: a real other process holding the device, without extra tools.
-fn spawn_exclusive_holder(dev: &str) -> Child {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "exclusive_holder_main",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOLD_ENV, dev)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            // libtest prints "test name ... " on the same line first.
-            Some(Ok(l)) if l.trim_end().ends_with("HOLDING") => break,
-            Some(Ok(_)) => continue,
-            other => panic!("exclusive holder for {dev} did not start: {other:?}"),
-        }
-    }
-    child
-}
-
-/// Body of the `exclusive_holder_main` test: a no-op unless [`HOLD_ENV`] is set.
-pub fn exclusive_holder_main() {
-    let Ok(dev) = std::env::var(HOLD_ENV) else {
-        return;
-    };
-    let _f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_EXCL)
-        .open(&dev)
-        .unwrap();
-    println!("HOLDING");
-    std::io::stdout().flush().unwrap();
-    let mut sink = String::new();
-    let _ = std::io::stdin().read_line(&mut sink);
 }

@@ -51,6 +51,8 @@ pub struct PlanEntry {
     pub serial: Option<String>,
     pub size_bytes: u64,
     pub class: String,
+    /// What the plan shows a wipe would erase ([`BlockDevice::wipe_signatures`]); the consent
+    /// sent to the node is bound to exactly this list.
     pub signatures: Vec<Signature>,
     /// The entry allows wiping (`wipe: true`).
     pub wipe_allowed: bool,
@@ -70,10 +72,14 @@ impl PlanEntry {
         )
     }
 
+    /// What the node is asked to do. The consent carries the signatures this plan showed:
+    /// the node refuses to wipe a device that holds anything else by then (a device blank
+    /// now that holds data later included).
     pub fn device_plan(&self, consent: bool) -> DevicePlan {
         DevicePlan {
             identity: self.identity.clone(),
             wipe_consent: consent && self.wipe_allowed,
+            expected_signatures: Some(self.signatures.clone()),
         }
     }
 }
@@ -104,6 +110,7 @@ pub fn identity_of(dev: &BlockDevice) -> DeviceIdentity {
         wwn: dev.wwn.clone().filter(|s| !s.is_empty()),
         by_id: dev.by_id.first().cloned(),
         size_bytes: dev.size_bytes,
+        diskseq: dev.diskseq,
     }
 }
 
@@ -164,7 +171,7 @@ pub fn plan_host(
             serial: dev.serial.clone(),
             size_bytes: dev.size_bytes,
             class: dev.class.to_string(),
-            signatures: dev.signatures.clone(),
+            signatures: dev.wipe_signatures.clone(),
             wipe_allowed,
             action,
             reason,
@@ -264,36 +271,48 @@ pub fn render_plan(plans: &[HostPlan], verbose: bool) -> String {
     out
 }
 
-/// The text an interactive confirmation shows: every device that would be wiped, with
-/// host, device, stable id, model, serial and size.
+/// The text an interactive confirmation shows: every device that would be wiped, and every
+/// blank device the same consent covers (it is only ever written if it is still blank, which
+/// means never), each with host, device, stable id, model, serial and size. `None` when
+/// nothing would be wiped (then there is nothing to confirm).
 pub fn confirmation_text(plans: &[HostPlan]) -> Option<String> {
-    let mut lines = Vec::new();
-    for p in plans {
-        for e in p
-            .entries
-            .iter()
-            .filter(|e| e.needs_wipe() && e.wipe_allowed)
-        {
-            lines.push(format!(
-                "  {}  {}  id={}  model={}  serial={}  size={} ({} bytes)  [{}]",
-                e.host,
-                e.path,
-                e.stable_id,
-                e.model.as_deref().unwrap_or("-"),
-                e.serial.as_deref().unwrap_or("-"),
-                human_bytes(e.size_bytes),
-                e.size_bytes,
-                e.reason
-            ));
-        }
-    }
-    if lines.is_empty() {
+    let row = |e: &PlanEntry, what: &str| {
+        format!(
+            "  {}  {}  id={}  model={}  serial={}  size={} ({} bytes)  [{what}]",
+            e.host,
+            e.path,
+            e.stable_id,
+            e.model.as_deref().unwrap_or("-"),
+            e.serial.as_deref().unwrap_or("-"),
+            human_bytes(e.size_bytes),
+            e.size_bytes,
+        )
+    };
+    let entries = || plans.iter().flat_map(|p| &p.entries);
+    let wiped: Vec<String> = entries()
+        .filter(|e| e.needs_wipe() && e.wipe_allowed)
+        .map(|e| row(e, &e.reason))
+        .collect();
+    if wiped.is_empty() {
         return None;
     }
-    Some(format!(
-        "These devices will be WIPED (all data on them destroyed):\n{}\nType \"yes\" to wipe them: ",
-        lines.join("\n")
-    ))
+    let blank: Vec<String> = entries()
+        .filter(|e| e.action == PlannedAction::Ok && e.wipe_allowed)
+        .map(|e| row(e, "blank now"))
+        .collect();
+    let mut text = format!(
+        "These devices will be WIPED (all data on them destroyed):\n{}\n",
+        wiped.join("\n")
+    );
+    if !blank.is_empty() {
+        text.push_str(&format!(
+            "These devices are blank and stay untouched; should data appear on them before the \
+             node gets there, they are refused, not wiped:\n{}\n",
+            blank.join("\n")
+        ));
+    }
+    text.push_str("Type \"yes\" to wipe them: ");
+    Some(text)
 }
 
 #[cfg(test)]
@@ -333,6 +352,8 @@ mod tests {
             holds_root: false,
             in_use: false,
             signatures: vec![],
+            wipe_signatures: vec![],
+            diskseq: Some(7),
             available: true,
             reject_reasons: vec![],
         }
@@ -369,6 +390,7 @@ mod tests {
     fn named_devices_and_consent() {
         let mut sdb = dev("sdb", 100 * GIB, DeviceClass::Ssd);
         sdb.signatures.push(ext4());
+        sdb.wipe_signatures.push(ext4());
         let sdc = dev("sdc", 100 * GIB, DeviceClass::Ssd);
         let mut root = dev("sda", 100 * GIB, DeviceClass::Ssd);
         root.mountpoints.push("/".into());
@@ -423,6 +445,44 @@ mod tests {
             "{c}"
         );
         assert!(!c.contains("sdc"));
+    }
+
+    #[test]
+    fn consent_is_bound_to_what_was_shown_and_blank_devices_are_listed() {
+        let mut sdb = dev("sdb", 100 * GIB, DeviceClass::Ssd);
+        sdb.signatures.push(ext4());
+        // Only found through an on-disk partition entry the kernel does not know.
+        let hidden = Signature {
+            kind: SignatureKind::Xfs,
+            offset: 3 * GIB,
+            length: 4,
+            label: None,
+            uuid: None,
+        };
+        sdb.wipe_signatures = vec![ext4(), hidden.clone()];
+        let sdc = dev("sdc", 100 * GIB, DeviceClass::Ssd);
+        let f = facts(vec![sdb, sdc]);
+        let s = sel(json!([{"name": "sdb", "wipe": true}, {"name": "sdc", "wipe": true}]));
+        let p = plan_host("n1", &f, &s, false, false);
+        assert!(
+            p.entries[0].reason.contains("xfs at byte 3221225472"),
+            "every fingerprinted signature is shown: {}",
+            p.entries[0].reason
+        );
+        let c = confirmation_text(std::slice::from_ref(&p)).unwrap();
+        assert!(c.contains("/dev/sdb") && c.contains("WIPED"), "{c}");
+        assert!(
+            c.contains("/dev/sdc") && c.contains("blank now") && c.contains("SER-sdc"),
+            "{c}"
+        );
+        let reqs = p.requests(true);
+        assert_eq!(reqs[0].expected_signatures, Some(vec![ext4(), hidden]));
+        assert_eq!(reqs[1].expected_signatures, Some(vec![]));
+        assert!(
+            reqs[1].wipe_consent,
+            "blank devices are sent with the consent"
+        );
+        assert_eq!(reqs[0].identity.diskseq, Some(7));
     }
 
     #[test]

@@ -14,8 +14,7 @@ use rookery_proto::{BlockDevice, DeviceKind, HostFacts, RejectReason};
 
 use super::spec::{Rules, Selection, Selector, glob_match};
 
-/// The 5 GiB floor ceph-volume applies (strictly smaller is rejected).
-pub const MIN_OSD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+pub use rookery_proto::MIN_OSD_BYTES;
 
 /// A problem with the selection itself (a named device that is not there, or ambiguous).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -194,21 +193,37 @@ fn rule_blockers(dev: &BlockDevice) -> Vec<String> {
     r
 }
 
-/// What a wipe would remove, for messages.
+/// What a wipe would remove, for messages: every signature of the plan's fingerprint
+/// ([`BlockDevice::wipe_signatures`]) shows up here, so the operator consents to what they
+/// read.
 pub fn leftovers(dev: &BlockDevice) -> Vec<String> {
     let mut l: Vec<String> = Vec::new();
-    for s in &dev.signatures {
-        let n = s.kind.blkid_name().to_string();
+    let mut push = |n: String| {
         if !l.contains(&n) {
             l.push(n);
         }
+    };
+    for s in &dev.signatures {
+        push(s.kind.blkid_name().to_string());
     }
     for p in &dev.partitions {
         for s in &p.signatures {
-            let n = format!("{} in {}", s.kind.blkid_name(), p.name);
-            if !l.contains(&n) {
-                l.push(n);
-            }
+            push(format!("{} in {}", s.kind.blkid_name(), p.name));
+        }
+    }
+    // Found only through an on-disk partition table the kernel does not know.
+    for s in &dev.wipe_signatures {
+        let whole = dev
+            .signatures
+            .iter()
+            .any(|w| w.kind == s.kind && w.offset == s.offset);
+        let in_partition = dev.partitions.iter().any(|p| {
+            p.signatures
+                .iter()
+                .any(|w| w.kind == s.kind && p.start_bytes + w.offset == s.offset)
+        });
+        if !whole && !in_partition {
+            push(format!("{} at byte {}", s.kind.blkid_name(), s.offset));
         }
     }
     if !dev.partitions.is_empty() {

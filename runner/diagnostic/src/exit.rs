@@ -12,6 +12,11 @@ pub const HOSTS_FAILED: u8 = 2;
 pub const HOSTS_UNREACHABLE: u8 = 4;
 /// Validation found errors (`rookery plan`, `rookery prepare` refusals).
 pub const VALIDATION: u8 = 8;
+/// `diff`: the cluster differs from the stack (changes pending; bit flag).
+pub const CHANGES: u8 = 16;
+/// The cluster refused the stack or did not become healthy: an API error, a conflict, an
+/// immutable field, a failed or timed-out wait, a refused prune, an unreachable API server.
+pub const CLUSTER: u8 = 32;
 /// Bad command-line usage.
 pub const USAGE: u8 = 64;
 /// An input file (inventory, playbook, stack, vars) is invalid.

@@ -1,6 +1,8 @@
 //! One module per subcommand. Each defines its clap arguments and an async `run`.
 
+pub mod apply;
 pub mod bundle;
+pub mod diff;
 pub mod inventory;
 pub mod plan;
 pub mod play;

@@ -43,19 +43,19 @@ pub struct StackArgs {
     #[arg(long, value_name = "DIR", env = "ROOKERY_BUNDLE_DIR")]
     pub bundle_dir: Option<PathBuf>,
     // With --probe: how to reach the hosts.
-    #[command(flatten, next_help_heading = "With --probe")]
+    #[command(flatten, next_help_heading = "SSH (with --probe or --kubeconfig-from)")]
     pub connect: ConnectArgs,
     /// Seconds of silence allowed from a host's agent (start-up and each request).
     #[arg(
         long,
         value_name = "S",
         default_value_t = 60,
-        help_heading = "With --probe"
+        help_heading = "SSH (with --probe or --kubeconfig-from)"
     )]
-    pub timeout: u64,
+    pub probe_timeout: u64,
     /// Also report loop devices (test labs; Rook needs CEPH_VOLUME_ALLOW_LOOP_DEVICES to use
     /// them).
-    #[arg(long, help_heading = "With --probe")]
+    #[arg(long, help_heading = "SSH (with --probe or --kubeconfig-from)")]
     pub include_loop: bool,
 }
 
@@ -189,7 +189,7 @@ async fn live_probe(
 ) -> Result<(), ExitCode> {
     let opts = args
         .connect
-        .options(args.timeout)
+        .options(args.probe_timeout)
         .map_err(|(code, msg)| fail(code, msg))?;
     let connector = Connector::new(opts);
     let results = crate::probe::gather(

@@ -3,40 +3,41 @@
 //!
 //! Flow: probe every host → resolve `rookery_devices` to stable identities → print the plan
 //! → consent (`wipe: true` on the entry AND `--wipe`, or typing "yes" on a terminal after
-//! a list of host/device/id/model/serial/size) → per host: readiness checks, then the
-//! agent's `prepare` (it re-resolves and re-checks everything before writing) → results.
-//! `--check` runs the agent in check mode: the exact per-node verdicts, nothing written.
-//! Every destructive step is appended to the control audit log before and after it
-//! happens (runner lines plus the agent's streamed audit events).
+//! a list of host/device/id/model/serial/size) → per host, the shared prepare flow
+//! ([`rookery_devices::prepare::run_host`]: readiness checks, audit lines for every device
+//! of the plan, the agent's `prepare` bound to the signatures the plan showed, results).
+//! This file only probes, asks, fans out over hosts and prints. `--check` runs the agent in
+//! check mode: the exact per-node verdicts, nothing written, no audit lines.
 //!
 //! Exit codes (bit flags, see exit.rs): 0 every device ok/wiped (or would be, in --check);
-//! 2 a host failed or a wipe did not verify clean; 4 a host was unreachable; 8 the plan has
+//! 2 a host failed (its task included) or a wipe did not verify clean or the control audit
+//! log missed a line; 4 a host was unreachable; 8 the plan has
 //! errors (a named device is missing or ambiguous — then nothing is done on any host) or a
 //! device was refused or still needs consent; 65 bad `rookery_devices` in the inventory;
 //! 64 usage. Readiness failures are reported but do not change the exit code.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use rookery_inventory::{Host, Inventory};
-use rookery_proto::{
-    CheckStatus, DeviceOutcome, Event, PrepareAction, PrepareRequest, ReadinessCheck,
-    ReadinessRequest, Request, Response,
-};
+use rookery_playbook::modules::SessionCalls;
+use rookery_proto::{CheckStatus, DeviceOutcome, PrepareAction, ReadinessCheck, ReadinessRequest};
 use rookery_transport::Connector;
 use serde::Serialize;
 
 use crate::connect::{BecomeArgs, ConnectArgs, ForksArgs, connect_options};
 use crate::exit;
 use crate::output::{Output, OutputFormat};
-use crate::probe::{error_chain, gather};
+use crate::probe::{ProbeOutcome, error_chain, gather};
 
 use rookery_devices as devices;
 
-use devices::audit::{AuditLog, ControlAuditRecord, new_run_id, now_rfc3339};
+use devices::audit::{AuditLog, new_run_id};
 use devices::plan::{HostPlan, PlannedAction, confirmation_text, plan_host, render_plan};
+use devices::prepare::{HostStatus, PrepareOptions};
 use devices::spec::{VAR, parse_host_specs};
 
 /// Wipe the OSD devices named in the inventory (rookery_devices) so Rook can use them:
@@ -90,12 +91,23 @@ pub struct PrepareArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostResult {
     pub host: String,
-    /// ok / failed / unreachable / skipped
-    pub status: String,
+    pub status: HostStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub readiness: Vec<ReadinessCheck>,
     pub devices: Vec<DeviceOutcome>,
+}
+
+impl HostResult {
+    fn failed(host: &str, status: HostStatus, error: String) -> Self {
+        HostResult {
+            host: host.to_string(),
+            status,
+            error: Some(error),
+            readiness: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -133,145 +145,62 @@ fn confirm(text: &str) -> bool {
     }
 }
 
-struct HostJob {
-    host: Host,
-    plan: HostPlan,
-}
-
+/// Connects to one host and runs the shared prepare flow on it.
 async fn run_host(
     connector: Connector,
-    job: HostJob,
-    req: PrepareRequest,
-    readiness: ReadinessRequest,
+    host: Host,
+    plan: HostPlan,
+    opts: PrepareOptions,
     audit: Option<AuditLog>,
 ) -> HostResult {
-    let name = job.host.name.clone();
-    let mut result = HostResult {
-        host: name.clone(),
-        status: "ok".into(),
-        error: None,
-        readiness: Vec::new(),
-        devices: Vec::new(),
-    };
-    let session = match connector.connect(&name, &job.host.connection).await {
+    let name = host.name.clone();
+    let session = match connector.connect(&name, &host.connection).await {
         Ok(s) => s,
-        Err(e) => {
-            result.status = "unreachable".into();
-            result.error = Some(error_chain(&e));
-            return result;
-        }
+        Err(e) => return HostResult::failed(&name, HostStatus::Unreachable, error_chain(&e)),
     };
-    match session.call(Request::Readiness(readiness)).await {
-        Ok(Response::Readiness(r)) => result.readiness = r.checks,
-        Ok(Response::Error(e)) => {
-            result.error = Some(format!("{name}: readiness checks failed: {}", e.message));
-        }
-        Ok(other) => result.error = Some(format!("{name}: unexpected readiness answer {other:?}")),
-        Err(e) => result.error = Some(error_chain(&e)),
+    let done = devices::prepare::run_host(
+        &SessionCalls(&session),
+        &plan,
+        &opts,
+        audit.as_ref(),
+        &mut |m| tracing::info!("{name}: {m}"),
+    )
+    .await;
+    session.close().await;
+    let errors: Vec<String> = done.errors.iter().map(|e| error_chain(e)).collect();
+    HostResult {
+        host: name,
+        status: done.status,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        readiness: done.readiness,
+        devices: done.devices,
     }
-    if !req.devices.is_empty() {
-        // The runner's own "before" line per device it asks to wipe: even if the connection
-        // dies and no agent event ever arrives, the log says a wipe was requested.
-        let wiping: Vec<_> = req
-            .devices
-            .iter()
-            .filter(|d| d.wipe_consent && !req.check)
-            .collect();
-        let mut audit_err: Option<String> = None;
-        if let Some(log) = &audit {
-            for d in &wiping {
-                let entry = job.plan.entries.iter().find(|e| e.identity == d.identity);
-                let rec = ControlAuditRecord {
-                    time: now_rfc3339(),
-                    run_id: req.run_id.clone(),
-                    host: name.clone(),
-                    device: d.identity.clone(),
-                    action: "prepare-request".into(),
-                    signatures_before: entry.map(|e| e.signatures.clone()).unwrap_or_default(),
-                    signatures_after: Vec::new(),
-                    result: None,
-                    source: "runner".into(),
-                };
-                if let Err(e) = log.append(&rec) {
-                    audit_err = Some(error_chain(&e));
-                }
-            }
-        }
-        if let Some(e) = audit_err {
-            // Never wipe what we cannot record.
-            result.status = "failed".into();
-            result.error = Some(format!("{name}: nothing was sent: {e}"));
-            session.close().await;
-            return result;
-        }
-        let log2 = audit.clone();
-        let host2 = name.clone();
-        let mut on_event = move |ev: Event| match ev {
-            Event::Audit(rec) => {
-                if let Some(log) = &log2
-                    && let Err(e) = log.append(&ControlAuditRecord::from_agent(&host2, *rec))
-                {
-                    eprintln!("warning: {}", error_chain(&e));
-                }
-            }
-            Event::Progress { message } => tracing::info!("{host2}: {message}"),
-        };
-        match session
-            .call_with_events(Request::Prepare(req.clone()), &mut on_event)
-            .await
-        {
-            Ok(Response::Prepare(rep)) => result.devices = rep.devices,
-            Ok(Response::Error(e)) => {
-                result.status = "failed".into();
-                result.error = Some(format!(
-                    "{name}: prepare failed: {} ({:?})",
-                    e.message, e.code
+}
+
+/// Waits for every host task. A task that panicked or was cancelled is a failed host, never
+/// dropped: its wipe may have been half done, and the exit code must say so.
+async fn join_hosts(
+    mut set: tokio::task::JoinSet<HostResult>,
+    names: &HashMap<tokio::task::Id, String>,
+) -> Vec<HostResult> {
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next_with_id().await {
+        match r {
+            Ok((_, hr)) => out.push(hr),
+            Err(e) => {
+                let host = names.get(&e.id()).cloned().unwrap_or_default();
+                out.push(HostResult::failed(
+                    &host,
+                    HostStatus::Failed,
+                    format!(
+                        "{host}: internal error: the task for this host ended abnormally ({e}); \
+                         see the audit logs for what was done, then run `rookery prepare --check`"
+                    ),
                 ));
             }
-            Ok(other) => {
-                result.status = "failed".into();
-                result.error = Some(format!("{name}: unexpected prepare answer {other:?}"));
-            }
-            Err(e) => {
-                result.status = "failed".into();
-                result.error = Some(error_chain(&e));
-            }
-        }
-        if let Some(log) = &audit {
-            for d in &wiping {
-                let out = result.devices.iter().find(|o| o.identity == d.identity);
-                let rec = ControlAuditRecord {
-                    time: now_rfc3339(),
-                    run_id: req.run_id.clone(),
-                    host: name.clone(),
-                    device: d.identity.clone(),
-                    action: "prepare-request".into(),
-                    signatures_before: out.map(|o| o.signatures_before.clone()).unwrap_or_default(),
-                    signatures_after: out.map(|o| o.signatures_after.clone()).unwrap_or_default(),
-                    result: Some(match out {
-                        Some(o) => format!("{:?}: {}", o.action, o.message).to_lowercase(),
-                        None => format!(
-                            "no answer: {}",
-                            result.error.clone().unwrap_or_else(|| "unknown".into())
-                        ),
-                    }),
-                    source: "runner".into(),
-                };
-                if let Err(e) = log.append(&rec) {
-                    eprintln!("warning: {}", error_chain(&e));
-                }
-            }
-        }
-        if result
-            .devices
-            .iter()
-            .any(|d| d.action == PrepareAction::Failed)
-        {
-            result.status = "failed".into();
         }
     }
-    session.close().await;
-    result
+    out
 }
 
 fn action_text(a: PrepareAction) -> &'static str {
@@ -288,7 +217,7 @@ fn action_text(a: PrepareAction) -> &'static str {
 fn render_results(results: &[HostResult]) -> String {
     let mut s = String::new();
     for r in results {
-        s.push_str(&format!("\n{} [{}]\n", r.host, r.status));
+        s.push_str(&format!("\n{} [{}]\n", r.host, r.status.as_str()));
         if let Some(e) = &r.error {
             s.push_str(&format!("  error: {e}\n"));
         }
@@ -319,10 +248,10 @@ fn exit_code(plans: &[HostPlan], results: &[HostResult], check: bool) -> u8 {
         code |= exit::VALIDATION;
     }
     for r in results {
-        match r.status.as_str() {
-            "unreachable" => code |= exit::HOSTS_UNREACHABLE,
-            "failed" => code |= exit::HOSTS_FAILED,
-            _ => {}
+        match r.status {
+            HostStatus::Unreachable => code |= exit::HOSTS_UNREACHABLE,
+            HostStatus::Failed => code |= exit::HOSTS_FAILED,
+            HostStatus::Ok => {}
         }
         for d in &r.devices {
             match d.action {
@@ -403,13 +332,17 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     }
     let mut results: Vec<HostResult> = probes
         .iter()
-        .filter(|p| p.facts().is_none())
-        .map(|p| HostResult {
-            host: p.host.clone(),
-            status: p.status().to_string(),
-            error: p.error().map(str::to_string),
-            readiness: Vec::new(),
-            devices: Vec::new(),
+        .filter_map(|p| {
+            let status = match &p.outcome {
+                ProbeOutcome::Ok(_) => return None,
+                ProbeOutcome::Failed(_) => HostStatus::Failed,
+                ProbeOutcome::Unreachable(_) => HostStatus::Unreachable,
+            };
+            Some(HostResult::failed(
+                &p.host,
+                status,
+                p.error().unwrap_or_default().to_string(),
+            ))
         })
         .collect();
 
@@ -431,11 +364,10 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     }
 
     let run_id = new_run_id();
-    let any_wipe = plans
-        .iter()
-        .flat_map(|p| &p.entries)
-        .any(|e| e.action == PlannedAction::Wipe);
-    let audit = if args.check || !any_wipe {
+    // Every device in the plan gets its audit lines, blank or refused ones too: the consent
+    // sent with a blank device is part of what this run asked for.
+    let any_device = plans.iter().any(|p| !p.entries.is_empty());
+    let audit = if args.check || !any_device || !plan_ok {
         None
     } else {
         let path = match args.audit_log.clone().or_else(devices::audit::default_path) {
@@ -461,35 +393,33 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     if plan_ok {
         let sem = Arc::new(tokio::sync::Semaphore::new(args.forks.forks.max(1) as usize));
         let mut set = tokio::task::JoinSet::new();
+        let mut names = HashMap::new();
         for plan in plans.iter().cloned() {
             let Some(host) = hosts.iter().find(|h| h.name == plan.host).cloned() else {
                 continue;
             };
-            let req = PrepareRequest {
-                devices: plan.requests(consent),
+            let opts = PrepareOptions {
+                run_id: run_id.clone(),
+                consent,
                 check: args.check,
                 discard: args.discard,
-                audit_log: args.node_audit_log.clone(),
-                run_id: run_id.clone(),
-            };
-            let readiness = ReadinessRequest {
-                data_dir_host_path: args.data_dir_host_path.clone(),
-                need_lvm: args.need_lvm,
+                node_audit_log: args.node_audit_log.clone(),
+                readiness: Some(ReadinessRequest {
+                    data_dir_host_path: args.data_dir_host_path.clone(),
+                    need_lvm: args.need_lvm,
+                }),
             };
             let c = connector.clone();
             let a = audit.clone();
             let sem = sem.clone();
-            set.spawn(async move {
+            let name = host.name.clone();
+            let handle = set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                run_host(c, HostJob { host, plan }, req, readiness, a).await
+                run_host(c, host, plan, opts, a).await
             });
+            names.insert(handle.id(), name);
         }
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(hr) => results.push(hr),
-                Err(e) => eprintln!("error: internal: {e}"),
-            }
-        }
+        results.extend(join_hosts(set, &names).await);
     }
     let order: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     results.sort_by_key(|r| order.iter().position(|h| *h == r.host));
@@ -518,4 +448,52 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
         }
     }
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(host: &str) -> HostResult {
+        HostResult {
+            host: host.into(),
+            status: HostStatus::Ok,
+            error: None,
+            readiness: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_task_that_crashed_is_a_failed_host_not_a_missing_one() {
+        let mut set = tokio::task::JoinSet::new();
+        let mut names = HashMap::new();
+        let h = set.spawn(async {
+            // What a bug mid-wipe looks like from here.
+            if std::hint::black_box(true) {
+                panic!("host task crashed mid-prepare");
+            }
+            ok("node1")
+        });
+        names.insert(h.id(), "node1".to_string());
+        let h = set.spawn(async { ok("node2") });
+        names.insert(h.id(), "node2".to_string());
+        let results = join_hosts(set, &names).await;
+        assert_eq!(results.len(), 2, "{results:?}");
+        let crashed = results.iter().find(|r| r.host == "node1").unwrap();
+        assert_eq!(crashed.status, HostStatus::Failed);
+        assert!(
+            crashed
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("ended abnormally"),
+            "{crashed:?}"
+        );
+        let code = exit_code(&[], &results, false);
+        assert_eq!(code & exit::HOSTS_FAILED, exit::HOSTS_FAILED, "exit {code}");
+        // The JSON report says so too.
+        let json = serde_json::to_value(crashed).unwrap();
+        assert_eq!(json["status"], "failed");
+    }
 }

@@ -17,7 +17,7 @@ use crate::output::{Output, OutputFormat};
 /// Write every manifest of a stack, numbered in apply order, into a directory.
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
-    // StackArgs ends with its "With --probe" heading; the flags below set theirs back.
+    // StackArgs ends with its "SSH (with --probe or --kubeconfig-from)" heading; the flags below set theirs back.
     #[command(flatten)]
     pub input: StackArgs,
     /// Directory to write `NN-<name>.yaml` files into (created if missing). `-o` is the

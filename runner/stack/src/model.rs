@@ -46,6 +46,27 @@ pub struct Stack {
     /// Beyond the seed: Ceph's Prometheus integration.
     #[serde(default)]
     pub monitoring: MonitoringConfig,
+    /// Beyond the seed: how to reach the cluster's API server when the command line names no
+    /// kubeconfig (`--kubeconfig`, `KUBECONFIG` and `~/.kube/config` come first).
+    #[serde(default)]
+    pub kubeconfig: Option<KubeconfigSource>,
+}
+
+/// Read the kubeconfig from the K3s server itself, over SSH (with the host's become).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeconfigSource {
+    /// Inventory name of a K3s server host.
+    #[serde(alias = "from_host")]
+    pub from_host: String,
+    /// The API server's address as seen from this machine: a host, `host:port` or a URL.
+    /// Default: the host's `ansible_host`. It must be in the server certificate (K3s:
+    /// `--tls-san`).
+    #[serde(default, alias = "api_endpoint")]
+    pub api_endpoint: Option<String>,
+    /// Where K3s wrote it. Default `/etc/rancher/k3s/k3s.yaml`.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 fn default_namespace() -> String {
@@ -105,6 +126,12 @@ pub struct CephClusterConfig {
     /// Beyond the seed: Rook's `mon.allowMultiplePerNode`. Default false.
     #[serde(default)]
     pub allow_multiple_per_node: bool,
+    /// Beyond the seed: Ceph health checks (e.g. `MON_DISK_LOW`) that may stay in HEALTH_WARN
+    /// while `apply` still counts the cluster healthy. The `AUTH_INSECURE_*` warnings of the
+    /// `aes` CSI key type, and `POOL_NO_REDUNDANCY` for size-1 pools, are accepted without
+    /// being listed (Rookery chose them; the reason is shown). Default: none.
+    #[serde(default)]
+    pub accept_health_warnings: Vec<String>,
     pub storage: StorageConfig,
 }
 

@@ -22,9 +22,11 @@ pub enum Readiness {
     /// `observedGeneration` current; updated and available equal `desiredNumberScheduled`.
     DaemonSetAvailable,
     /// `phase: Ready` with `observedGeneration` current, `state` not `Error`, and
-    /// `ceph.health` HEALTH_OK (or HEALTH_WARN with only accepted checks)
+    /// `ceph.health` HEALTH_OK — or HEALTH_WARN whose every check is accepted here
     /// (rook-velero-facts-2 §6).
-    CephClusterReady,
+    CephClusterReady {
+        accepted_warnings: Vec<AcceptedWarning>,
+    },
     /// `phase: Ready` with `observedGeneration` current, and the MDS Deployments Rook
     /// creates available (Rook's Ready does not look at the MDS pods, facts-2 §6).
     CephFilesystemReady {
@@ -45,12 +47,21 @@ impl Readiness {
             Readiness::CrdEstablished => "Established",
             Readiness::DeploymentAvailable => "available",
             Readiness::DaemonSetAvailable => "available on every node",
-            Readiness::CephClusterReady => "Ready and healthy",
+            Readiness::CephClusterReady { .. } => "Ready and healthy",
             Readiness::CephFilesystemReady { .. } => "Ready with its MDS",
             Readiness::BackupStorageLocationAvailable => "Available",
             Readiness::ScheduleEnabled => "Enabled",
         }
     }
+}
+
+/// A Ceph health check (`status.ceph.details` key) that may be in HEALTH_WARN while the
+/// cluster still counts as healthy, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedWarning {
+    pub code: String,
+    pub reason: String,
 }
 
 /// The rule for a kind (`group` is empty for the core API group), or `None` when Rookery does
@@ -60,7 +71,9 @@ pub fn rule_for(group: &str, kind: &str) -> Option<Readiness> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => Readiness::CrdEstablished,
         ("apps", "Deployment") => Readiness::DeploymentAvailable,
         ("apps", "DaemonSet") => Readiness::DaemonSetAvailable,
-        ("ceph.rook.io", "CephCluster") => Readiness::CephClusterReady,
+        ("ceph.rook.io", "CephCluster") => Readiness::CephClusterReady {
+            accepted_warnings: Vec::new(),
+        },
         ("ceph.rook.io", "CephFilesystem") => Readiness::CephFilesystemReady {
             mds_deployments: Vec::new(),
         },

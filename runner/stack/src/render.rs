@@ -18,7 +18,7 @@ use crate::desired::{DesiredObject, DesiredState, ObjectError, SecretItem, Sourc
 use crate::hosts::PlannedCluster;
 use crate::model::Stack;
 use crate::namespaces::{self, DEFAULT_VELERO_NAMESPACE, Namespaces};
-use crate::readiness::Readiness;
+use crate::readiness::{AcceptedWarning, Readiness};
 use crate::validate::chosen_key_type;
 use crate::versions;
 
@@ -290,7 +290,7 @@ pub fn render(
     let storage = &cc.storage;
     let use_all =
         storage.use_all_nodes && storage.use_all_devices && storage.device_selection.is_none();
-    r.template(
+    let obj = r.template(
         Stage::CephCluster,
         "cephcluster",
         json!({
@@ -310,6 +310,9 @@ pub fn render(
             "nodes": if use_all { Vec::new() } else { nodes },
         }),
     )?;
+    obj.readiness = Readiness::CephClusterReady {
+        accepted_warnings: accepted_health_warnings(stack, cluster),
+    };
 
     // 6. One CephFilesystem per storage class.
     for sc in &stack.storage_classes {
@@ -393,6 +396,50 @@ pub fn render(
     // Stable: within a stage, objects keep the order they were rendered in.
     r.out.objects.sort_by_key(|o| o.stage);
     Ok(r.out)
+}
+
+/// The Ceph health checks that may stay in HEALTH_WARN on a healthy cluster of this stack,
+/// each with the reason shown when it is accepted.
+pub fn accepted_health_warnings(stack: &Stack, cluster: &PlannedCluster) -> Vec<AcceptedWarning> {
+    let mut out = Vec::new();
+    if chosen_key_type(stack, cluster) == "aes" {
+        // k8s-facts §8: Ceph v20.2.4 raises these while any AES key exists, which the `aes`
+        // CSI key type (needed below Linux 7.0) keeps on purpose.
+        for code in [
+            "AUTH_INSECURE_CLIENT_KEY_TYPE",
+            "AUTH_INSECURE_KEYS_ALLOWED",
+            "AUTH_INSECURE_KEYS_CREATABLE",
+            "AUTH_INSECURE_ROTATING_SERVICE_KEY_TYPE",
+        ] {
+            out.push(AcceptedWarning {
+                code: code.into(),
+                reason: "expected on a fresh cluster: the CSI cephx keys use the `aes` key type \
+                         (not every node runs Linux >= 7.0 for `aes256k`)"
+                    .into(),
+            });
+        }
+    }
+    let size_one = stack.storage_classes.iter().any(|sc| {
+        let fs = &sc.filesystem;
+        fs.metadata_pool.replication.size == 1
+            || fs.data_pools.iter().any(|p| p.replication.size == 1)
+    });
+    if size_one {
+        out.push(AcceptedWarning {
+            code: "POOL_NO_REDUNDANCY".into(),
+            reason: "the stack has pools with `replication.size: 1` (no redundancy, by choice)"
+                .into(),
+        });
+    }
+    for code in &stack.ceph_cluster.accept_health_warnings {
+        if !out.iter().any(|w| &w.code == code) {
+            out.push(AcceptedWarning {
+                code: code.clone(),
+                reason: "accepted in the stack (cephCluster.acceptHealthWarnings)".into(),
+            });
+        }
+    }
+    out
 }
 
 /// The MDS Deployments Rook creates for a filesystem: `rook-ceph-mds-<fs>-a`, `-b`, ... one

@@ -16,6 +16,7 @@ mod debug;
 mod file;
 mod files;
 mod prepare_devices;
+pub use prepare_devices::SessionCalls;
 mod probe;
 mod set_fact;
 mod wait_for;
@@ -58,6 +59,9 @@ pub enum ModuleError {
         #[source]
         source: std::io::Error,
     },
+    /// The prepare flow (`prepare_devices`) failed for the host.
+    #[error(transparent)]
+    Prepare(#[from] rookery_devices::prepare::PrepareError),
     /// A template (the `template` module's file) failed to render.
     #[error("template `{}`", .path.display())]
     Template {

@@ -18,22 +18,50 @@
 //! per device to wipe, and with `--diff` the signatures before → after. Apply: the agent
 //! wipes and verifies; every destructive step goes to the audit logs.
 
-use rookery_proto::{
-    DeviceOutcome, Event, PrepareAction, PrepareRequest, ProbeRequest, Request, Response,
-};
+use rookery_proto::{DeviceOutcome, Event, PrepareAction, Request, Response};
+use rookery_transport::{AgentSession, SessionError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
     Action, Change, FileDiff, Flex, Module, ModuleCtx, ModuleError, ModuleResult, Query, RunsOn,
-    parse_args, unexpected,
+    parse_args,
 };
 
 use rookery_devices as devices;
 
-use devices::audit::{AuditLog, ControlAuditRecord, default_path, new_run_id};
-use devices::plan::{PlannedAction, plan_host};
+use devices::audit::{AuditLog, default_path, new_run_id};
+use devices::plan::{HostPlan, PlannedAction};
+use devices::prepare::{
+    AgentCalls, HostStatus, PrepareError, PrepareOptions, probe_plan, run_host,
+};
 use devices::spec::{VAR, parse_host_specs};
+
+/// The agent session as the prepare flow's [`AgentCalls`] (`rookery prepare` uses it too).
+pub struct SessionCalls<'a>(pub &'a AgentSession);
+
+impl AgentCalls for SessionCalls<'_> {
+    type Error = SessionError;
+
+    fn call(
+        &self,
+        req: Request,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> impl std::future::Future<Output = Result<Response, SessionError>> + Send {
+        self.0.call_with_events(req, on_event)
+    }
+}
+
+/// A lost connection stays a session error, so the executor reports the host unreachable.
+fn module_error(e: PrepareError) -> ModuleError {
+    match e {
+        PrepareError::Call { source, op } => match source.downcast::<SessionError>() {
+            Ok(s) => ModuleError::Session(*s),
+            Err(source) => ModuleError::Prepare(PrepareError::Call { op, source }),
+        },
+        other => ModuleError::Prepare(other),
+    }
+}
 
 pub struct PrepareDevicesModule;
 
@@ -74,7 +102,7 @@ impl Module for PrepareDevicesModule {
             devices: a.devices,
             audit_log: a.audit_log,
             node_audit_log: a.node_audit_log,
-            req: None,
+            planned: None,
         }))
     }
 }
@@ -86,12 +114,13 @@ struct PrepareDevicesAction {
     discard: bool,
     audit_log: Option<String>,
     node_audit_log: Option<String>,
-    /// The request query built (sent again, not in check mode, by apply).
-    req: Option<PrepareRequest>,
+    /// The plan query showed (and checked on the node), run for real by apply: the consent
+    /// is bound to what query reported.
+    planned: Option<(HostPlan, PrepareOptions)>,
 }
 
 fn line(o: &DeviceOutcome) -> String {
-    format!("{:?}: {}", o.action, o.message).to_lowercase()
+    format!("{}: {}", o.action.as_str(), o.message)
 }
 
 fn sig_text(o: &[rookery_proto::Signature]) -> String {
@@ -106,22 +135,19 @@ fn sig_text(o: &[rookery_proto::Signature]) -> String {
 #[async_trait::async_trait]
 impl Action for PrepareDevicesAction {
     async fn query(&mut self, ctx: &ModuleCtx<'_>) -> Result<Query, ModuleError> {
-        let agent = ctx.agent()?;
+        let agent = SessionCalls(ctx.agent()?);
         let spec_value = self.devices.clone().or_else(|| ctx.vars.get(VAR).cloned());
         let selections = parse_host_specs(ctx.host, spec_value.as_ref())
             .map_err(|e| ModuleError::Args(e.to_string()))?;
-        let r = agent
-            .call(Request::Probe(ProbeRequest {
-                include_loop: self.include_loop,
-                only: vec![],
-            }))
-            .await?;
-        let Response::Probe(facts) = r else {
-            return Err(unexpected("probe", r));
-        };
-        let plan = plan_host(ctx.host, &facts, &selections, self.include_loop, self.wipe);
+        let plan = probe_plan(&agent, ctx.host, &selections, self.include_loop, self.wipe)
+            .await
+            .map_err(module_error)?;
         if let Some(p) = plan.problems.first() {
-            return Err(ModuleError::Failed(format!("{}: {}", p.origin, p.message)));
+            return Err(ModuleError::Prepare(PrepareError::Plan {
+                host: ctx.host.to_string(),
+                origin: p.origin.clone(),
+                message: p.message.clone(),
+            }));
         }
         let refused: Vec<String> = plan
             .entries
@@ -129,20 +155,22 @@ impl Action for PrepareDevicesAction {
             .filter(|e| e.action == PlannedAction::Refused)
             .map(|e| format!("{}: refused, {}", e.path, e.reason))
             .collect();
-        let req = PrepareRequest {
-            devices: plan.requests(self.wipe),
+        let mut opts = PrepareOptions {
+            run_id: new_run_id(),
+            consent: self.wipe,
             check: true,
             discard: self.discard,
-            audit_log: self.node_audit_log.clone(),
-            run_id: new_run_id(),
+            node_audit_log: self.node_audit_log.clone(),
+            readiness: None,
         };
-        let r = agent.call(Request::Prepare(req.clone())).await?;
-        let Response::Prepare(rep) = r else {
-            return Err(unexpected("prepare", r));
-        };
+        let mut checked = run_host(&agent, &plan, &opts, None, &mut |_| {}).await;
+        if !checked.errors.is_empty() {
+            return Err(module_error(checked.errors.remove(0)));
+        }
+        let rep_devices = checked.devices;
         let mut problems = refused;
         problems.extend(
-            rep.devices
+            rep_devices
                 .iter()
                 .filter(|o| {
                     matches!(
@@ -154,7 +182,7 @@ impl Action for PrepareDevicesAction {
                 })
                 .map(line),
         );
-        let devices_json = serde_json::to_value(&rep.devices).unwrap_or(Value::Null);
+        let devices_json = serde_json::to_value(&rep_devices).unwrap_or(Value::Null);
         if !problems.is_empty() {
             let res = ModuleResult {
                 failed: true,
@@ -164,15 +192,14 @@ impl Action for PrepareDevicesAction {
             .with("devices", devices_json);
             return Ok(Query::Matched(res));
         }
-        let to_wipe: Vec<&DeviceOutcome> = rep
-            .devices
+        let to_wipe: Vec<&DeviceOutcome> = rep_devices
             .iter()
             .filter(|o| o.action == PrepareAction::WouldWipe)
             .collect();
         if to_wipe.is_empty() {
             return Ok(Query::Matched(
                 ModuleResult::ok()
-                    .with_msg(format!("{} device(s) already clean", rep.devices.len()))
+                    .with_msg(format!("{} device(s) already clean", rep_devices.len()))
                     .with("devices", devices_json),
             ));
         }
@@ -205,10 +232,8 @@ impl Action for PrepareDevicesAction {
         });
         let mut change = Change::new(changes, diff);
         change.check_result = change.check_result.with("devices", devices_json);
-        self.req = Some(PrepareRequest {
-            check: false,
-            ..req
-        });
+        opts.check = false;
+        self.planned = Some((plan, opts));
         Ok(Query::NeedsChange(change))
     }
 
@@ -217,9 +242,9 @@ impl Action for PrepareDevicesAction {
         ctx: &ModuleCtx<'_>,
         change: Change,
     ) -> Result<ModuleResult, ModuleError> {
-        let agent = ctx.agent()?;
-        let req = self
-            .req
+        let agent = SessionCalls(ctx.agent()?);
+        let (plan, opts) = self
+            .planned
             .take()
             .ok_or_else(|| ModuleError::Failed("prepare_devices: apply without query".into()))?;
         let path = self
@@ -233,33 +258,26 @@ impl Action for PrepareDevicesAction {
         // Never wipe what cannot be recorded.
         let log =
             AuditLog::open(&path).map_err(|e| ModuleError::Failed(format!("{e}: {}", e.source)))?;
-        let host = ctx.host.to_string();
-        let log2 = log.clone();
-        let mut on_event = move |ev: Event| {
-            if let Event::Audit(rec) = ev {
-                let _ = log2.append(&ControlAuditRecord::from_agent(&host, *rec));
-            }
-        };
-        let r = agent
-            .call_with_events(Request::Prepare(req), &mut on_event)
-            .await?;
-        let Response::Prepare(rep) = r else {
-            return Err(unexpected("prepare", r));
-        };
-        let failed: Vec<String> = rep
+        let mut done = run_host(&agent, &plan, &opts, Some(&log), &mut |_| {}).await;
+        // No answer, or steps the control log could not record: the task fails with the
+        // error and its causes (the node log has every step that ran).
+        if !done.errors.is_empty() {
+            return Err(module_error(done.errors.remove(0)));
+        }
+        let failed: Vec<String> = done
             .devices
             .iter()
             .filter(|o| !matches!(o.action, PrepareAction::Ok | PrepareAction::Wiped))
             .map(line)
             .collect();
-        let wiped = rep
+        let wiped = done
             .devices
             .iter()
             .filter(|o| o.action == PrepareAction::Wiped)
             .count();
         Ok(ModuleResult {
             changed: wiped > 0,
-            failed: !failed.is_empty(),
+            failed: !failed.is_empty() || done.status != HostStatus::Ok,
             msg: Some(if failed.is_empty() {
                 format!("wiped {wiped} device(s): {}", change.changes.join(", "))
             } else {
@@ -270,7 +288,7 @@ impl Action for PrepareDevicesAction {
         }
         .with(
             "devices",
-            serde_json::to_value(&rep.devices).unwrap_or(Value::Null),
+            serde_json::to_value(&done.devices).unwrap_or(Value::Null),
         )
         .with("audit_log", json!(log.path().display().to_string())))
     }

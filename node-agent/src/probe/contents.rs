@@ -1,11 +1,15 @@
-//! Finding every signature a wipe must remove: the whole device (via the probe's
-//! [`crate::probe::signatures::scan`]) plus the *contents* of every partition, whether the
-//! partition is known from the on-disk GPT, the DOS table, or the kernel.
+//! Every signature a wipe must remove: the whole device (via [`signatures::scan`]) plus the
+//! *contents* of every partition, whether the partition is known from the on-disk GPT, the
+//! DOS table, or the kernel.
 //!
 //! Partition contents matter because wiping only the partition table hides a filesystem at,
 //! say, 3 GiB from every scanner without erasing it; `wipefs` avoids that by wiping each
-//! partition before the disk, and so do we. All offsets returned are absolute from the
-//! start of the whole device.
+//! partition before the disk, and so does the agent. All offsets returned are absolute from
+//! the start of the whole device.
+//!
+//! The probe reports this list ([`rookery_proto::BlockDevice::wipe_signatures`]) and prepare
+//! computes it again through the descriptor it writes with; a wipe consent is bound to the
+//! two being equal, so both must come from this one function.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -13,8 +17,8 @@ use std::os::unix::fs::FileExt;
 
 use rookery_proto::{Signature, SignatureKind};
 
-use super::node::NodeDevice;
-use crate::probe::signatures;
+use super::signatures;
+use crate::host::KernelPartition;
 
 /// A byte range of the device that is (or was) a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,9 @@ pub struct Region {
 /// Signatures of the whole device and of its partitions' contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
+    /// The scan of the whole device on its own (what the availability verdict reads).
+    pub whole: signatures::ScanResult,
+    /// Whole device and partition contents, offsets absolute, sorted by offset.
     pub signatures: Vec<Signature>,
     /// Partition ranges seen (on-disk tables and kernel partitions), for re-scanning after
     /// the tables are gone.
@@ -99,16 +106,23 @@ fn dos_regions(sector0: &[u8], size: u64) -> Vec<Region> {
         .collect()
 }
 
-/// Scans `dev` (opened for reading) and every partition on it. `known` are partition
-/// regions remembered from an earlier scan (the tables may be gone by now).
-pub fn scan_device(f: &File, dev: &NodeDevice, known: &[Region]) -> io::Result<Found> {
-    let lss = dev.logical_sector_size.max(512);
-    let whole = scan_window(f, 0, dev.size_bytes, lss)?;
+/// Scans the device open as `f` (`size` bytes, logical sectors of `lss`) and every partition
+/// on it: the kernel's `partitions`, the on-disk tables' entries, and `known` regions
+/// remembered from an earlier scan (the tables may be gone by now).
+pub fn scan_device(
+    f: &File,
+    size: u64,
+    lss: u32,
+    partitions: &[KernelPartition],
+    known: &[Region],
+) -> io::Result<Found> {
+    let lss = lss.max(512);
+    let whole = scan_window(f, 0, size, lss)?;
     let mut regions: Vec<Region> = known.to_vec();
     for e in &whole.gpt_entries {
         let start = e.first_lba.saturating_mul(u64::from(lss));
         let end = e.last_lba.saturating_add(1).saturating_mul(u64::from(lss));
-        if e.last_lba >= e.first_lba && end <= dev.size_bytes && start > 0 {
+        if e.last_lba >= e.first_lba && end <= size && start > 0 {
             regions.push(Region {
                 start,
                 len: end - start,
@@ -122,10 +136,10 @@ pub fn scan_device(f: &File, dev: &NodeDevice, known: &[Region]) -> io::Result<F
     {
         let mut s0 = vec![0u8; 512];
         f.read_exact_at(&mut s0, 0)?;
-        regions.extend(dos_regions(&s0, dev.size_bytes));
+        regions.extend(dos_regions(&s0, size));
     }
     regions.extend(
-        dev.partitions
+        partitions
             .iter()
             .filter(|p| p.size_bytes > 0)
             .map(|p| Region {
@@ -136,7 +150,7 @@ pub fn scan_device(f: &File, dev: &NodeDevice, known: &[Region]) -> io::Result<F
     regions.sort_by_key(|r| (r.start, r.len));
     regions.dedup();
 
-    let mut sigs = whole.signatures;
+    let mut sigs = whole.signatures.clone();
     for r in &regions {
         let part = scan_window(f, r.start, r.len, lss)?;
         for mut s in part.signatures {
@@ -153,6 +167,7 @@ pub fn scan_device(f: &File, dev: &NodeDevice, known: &[Region]) -> io::Result<F
     }
     sigs.sort_by_key(|s| (s.offset, s.kind));
     Ok(Found {
+        whole,
         signatures: sigs,
         regions,
     })
