@@ -171,16 +171,12 @@ pub fn serve<R: BufRead, W: Write + Send + 'static>(mut input: R, mut output: W)
         if text.is_empty() {
             continue;
         }
-        let frame: RunnerFrame = match serde_json::from_str(text) {
+        let frame: RunnerFrame = match rookery_proto::frame::decode_runner_frame(text.as_bytes()) {
             Ok(f) => f,
             Err(e) => {
                 // Answer with the id if the frame got that far, so the runner's waiter wakes.
-                let id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_u64()))
-                    .unwrap_or(0);
                 let err = bad_request(format!("cannot parse request frame: {e}"));
-                shared.send(id, AgentMessage::Response(err));
+                shared.send(e.id.unwrap_or(0), AgentMessage::Response(err));
                 continue;
             }
         };

@@ -117,10 +117,8 @@ fn init_logging(out: &Output) {
         .try_init();
 }
 
-/// Print an error with its cause chain and any hints, the way every command reports failure.
-pub fn report_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
+/// Print an error with its cause chain and any hints, the way every command reports failure
+/// (through [`crate::error::report`]); returns the exit code it calls for.
+pub fn report_error(err: &anyhow::Error) -> u8 {
+    crate::error::report(err.as_ref())
 }

@@ -199,7 +199,7 @@ pub async fn fetch_kubeconfig(
         .map_err(|e| Failure {
             code: exit::HOSTS_UNREACHABLE,
             message: format!("cannot fetch the kubeconfig: {}", error_chain(&e)),
-            hint: e.hint(),
+            hint: rookery_diagnostic::Diagnostic::hint(&e).map(|h| h.to_string()),
         })?;
     let answer = session
         .call(Request::ReadFile(ReadFileRequest {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod connect;
+pub mod error;
 pub mod exit;
 pub mod output;
 pub mod probe;

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use rookery_diagnostic::Diagnostic;
 use rookery_inventory::Host;
 use rookery_proto::{HostFacts, ProbeRequest, Request, Response};
 use rookery_transport::{Connector, HostPanic, fan_out_with_progress};
@@ -56,20 +57,9 @@ impl HostProbe {
     }
 }
 
-/// `err` and its `#[source]` chain on one line.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
+/// `err` and its `#[source]` chain on one line (messages never repeat their source, so no
+/// de-duplication is needed).
+pub use rookery_diagnostic::one_line as error_chain;
 
 async fn probe_one(
     connector: &Connector,
@@ -84,7 +74,7 @@ async fn probe_one(
             return HostProbe {
                 host: name.to_string(),
                 outcome: ProbeOutcome::Unreachable(error_chain(&e)),
-                hint: e.hint(),
+                hint: e.hint().map(|h| h.to_string()),
                 agent_uploaded: false,
                 duration: start.elapsed(),
             };
@@ -115,8 +105,7 @@ async fn probe_one(
         ),
         Err(e) => (
             ProbeOutcome::Failed(error_chain(&e)),
-            matches!(e, rookery_transport::SessionError::Timeout { .. })
-                .then(|| "raise --timeout for slow hosts".to_string()),
+            e.hint().map(|h| h.to_string()),
         ),
     };
     session.close().await;

@@ -1,6 +1,7 @@
 //! Become via sudo as a non-root login user: with the password sent on stdin (never argv),
 //! with NOPASSWD, and the clear errors when the password is missing or wrong.
 
+use rookery_diagnostic::Diagnostic;
 use rookery_tests::require::{have_program, prerequisite};
 use rookery_tests::sshd::{SshLab, Sudo, ensure_user, missing_prerequisite};
 use rookery_transport::{ConnectError, Connector};

@@ -309,7 +309,10 @@ fn malformed_stack_exits_65_with_file_line_col() {
         }
         let (code, out, err) = run(c);
         assert_eq!(code, 65, "{cmd}: stdout:\n{out}\nstderr:\n{err}");
-        let want = format!("{}:3:3: at `cephCluster.monitorCont`", stack.display());
+        let want = format!(
+            "{}:3:3: cephCluster.monitorCont: unknown field",
+            stack.display()
+        );
         assert!(err.contains(&want), "{cmd}: {err}");
         assert!(err.contains("unknown field `monitorCont`"), "{err}");
     }

@@ -18,6 +18,7 @@
 
 pub mod device;
 pub mod facts;
+pub mod frame;
 pub mod prepare;
 
 use serde::{Deserialize, Serialize};

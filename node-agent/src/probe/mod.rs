@@ -497,10 +497,18 @@ fn count_cpu_list(s: &str) -> Option<usize> {
     let mut n = 0;
     for part in s.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
-            Some((a, b)) => n += b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
+            // Checked: a reversed or absurd range is "unknown", never a panic or a wrap.
+            Some((a, b)) => {
+                let span = b
+                    .parse::<usize>()
+                    .ok()?
+                    .checked_sub(a.parse::<usize>().ok()?)?
+                    .checked_add(1)?;
+                n = usize::checked_add(n, span)?;
+            }
             None => {
                 part.parse::<usize>().ok()?;
-                n += 1
+                n = usize::checked_add(n, 1)?;
             }
         }
     }
@@ -536,6 +544,9 @@ mod tests {
         assert_eq!(count_cpu_list("0-3,5,7-8"), Some(7));
         assert_eq!(count_cpu_list("0"), Some(1));
         assert_eq!(count_cpu_list(""), None);
+        // A reversed range underflowed (a panic in debug builds); a huge one overflowed.
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("0-18446744073709551615"), None);
     }
 
     #[test]

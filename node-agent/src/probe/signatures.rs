@@ -425,23 +425,26 @@ fn scan_vfat(head: &[u8]) -> Option<Signature> {
     if !matches!(bps, 512 | 1024 | 2048 | 4096) || head[13] == 0 {
         return None;
     }
-    let (offset, label_off, serial_off) =
-        if head[82..90].starts_with(b"FAT32") || head[82..87] == *b"MSWIN" {
-            (82u64, 71usize, 67usize)
-        } else if head[54..62].starts_with(b"FAT1")
-            || head[54..62] == *b"FAT     "
-            || head[54..59] == *b"MSDOS"
-        {
-            (54, 43, 39)
-        } else {
-            return None;
-        };
+    // libblkid's magics with their exact lengths: the signature a wipe zeroes must be the
+    // bytes that matched, never more (a 5-byte `FAT32` used to be reported as 8 bytes, past
+    // the end of a tiny device).
+    let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
+    let fat32 = [b"MSWIN".as_slice(), b"FAT32   "];
+    let fat = [b"MSDOS".as_slice(), b"FAT12   ", b"FAT16   ", b"FAT     "];
+    let (offset, length, label_off, serial_off) = if let Some(m) = fat32.iter().find(|m| at(82, m))
+    {
+        (82u64, m.len() as u64, 71usize, 67usize)
+    } else if let Some(m) = fat.iter().find(|m| at(54, m)) {
+        (54, m.len() as u64, 43, 39)
+    } else {
+        return None;
+    };
     let serial = le32(head, serial_off);
     let lbl = label(&head[label_off..label_off + 11]).filter(|l| l != "NO NAME");
     Some(Signature {
         kind: SignatureKind::Vfat,
         offset,
-        length: 8,
+        length,
         label: lbl,
         uuid: Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF)),
     })
@@ -475,19 +478,7 @@ fn scan_lvm2(head: &[u8]) -> Option<Signature> {
     for sector in 0..4usize {
         let s = &head[sector * 512..(sector + 1) * 512];
         if &s[0..8] == b"LABELONE" && &s[24..32] == b"LVM2 001" {
-            let id = String::from_utf8_lossy(&s[32..64]).to_string();
-            let uuid = (id.len() == 32).then(|| {
-                format!(
-                    "{}-{}-{}-{}-{}-{}-{}",
-                    &id[0..6],
-                    &id[6..10],
-                    &id[10..14],
-                    &id[14..18],
-                    &id[18..22],
-                    &id[22..26],
-                    &id[26..32]
-                )
-            });
+            let uuid = lvm2_uuid(&s[32..64]);
             return Some(Signature {
                 kind: SignatureKind::Lvm2,
                 offset: (sector * 512 + 24) as u64,
@@ -498,6 +489,26 @@ fn scan_lvm2(head: &[u8]) -> Option<Signature> {
         }
     }
     None
+}
+
+/// The PV uuid in LVM's dashed form. LVM writes 32 characters from `[0-9A-Za-z!#]`; anything
+/// else (a corrupt or crafted label) is shown as no uuid rather than trusted, because slicing
+/// arbitrary UTF-8 at fixed byte offsets would panic on a multi-byte character.
+fn lvm2_uuid(raw: &[u8]) -> Option<String> {
+    if raw.len() != 32 || !raw.iter().all(|c| c.is_ascii_graphic()) {
+        return None;
+    }
+    let id = std::str::from_utf8(raw).ok()?;
+    Some(format!(
+        "{}-{}-{}-{}-{}-{}-{}",
+        &id[0..6],
+        &id[6..10],
+        &id[10..14],
+        &id[14..18],
+        &id[18..22],
+        &id[22..26],
+        &id[26..32]
+    ))
 }
 
 /// Name of the volume group a PV belongs to, from the first metadata area's current
@@ -742,6 +753,26 @@ mod tests {
         );
     }
 
+    /// A label whose uuid field is valid UTF-8 with multi-byte characters (still 32 bytes)
+    /// panicked on `&id[0..6]` and, with `panic = "abort"`, killed the whole host's probe.
+    #[test]
+    fn lvm_label_with_multibyte_uuid_does_not_panic() {
+        let mut b = vec![0u8; MIB];
+        b[512..520].copy_from_slice(b"LABELONE");
+        b[536..544].copy_from_slice(b"LVM2 001");
+        // 1 + 15 × 2 + 1 = 32 bytes; byte 6 falls inside an `é`.
+        let raw = format!("a{}b", "é".repeat(15)).into_bytes();
+        assert_eq!(raw.len(), 32);
+        b[544..576].copy_from_slice(&raw);
+        let r = scan(&mut Cursor::new(b.clone()), MIB as u64, 512).unwrap();
+        assert_eq!(r.signatures[0].kind, SignatureKind::Lvm2);
+        assert_eq!(r.signatures[0].uuid, None);
+        // Control characters and NULs are not an LVM uuid either.
+        b[544..576].fill(0);
+        let r = scan(&mut Cursor::new(b), MIB as u64, 512).unwrap();
+        assert_eq!(r.signatures[0].uuid, None);
+    }
+
     #[test]
     fn vfat_is_not_a_dos_table() {
         let mut b = vec![0u8; MIB];
@@ -756,6 +787,21 @@ mod tests {
         assert_eq!(r.signatures.len(), 1);
         assert_eq!(r.signatures[0].kind, SignatureKind::Vfat);
         assert_eq!(r.signatures[0].label.as_deref(), Some("MYDISK"));
+    }
+
+    /// Found by the `signatures` fuzz target: an 88-byte device with `FAT32` (5 bytes, then
+    /// a NUL) at 82 was reported as an 8-byte vfat signature ending past the device.
+    #[test]
+    fn vfat_magic_is_exact_and_inside_the_device() {
+        let mut b = vec![0u8; 88];
+        b[0] = 0xEB;
+        b[11..13].copy_from_slice(&512u16.to_le_bytes());
+        b[13] = 8;
+        b[82..87].copy_from_slice(b"FAT32");
+        assert!(kinds(b.clone()).is_empty());
+        b[82..87].copy_from_slice(b"MSWIN");
+        let r = scan(&mut Cursor::new(b), 88, 512).unwrap();
+        assert_eq!((r.signatures[0].offset, r.signatures[0].length), (82, 5));
     }
 
     /// A sparse reader: zeros everywhere except a few patches, so multi-GiB devices can be

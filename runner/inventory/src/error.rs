@@ -6,19 +6,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A position in an inventory or vars file (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
+/// A position in an inventory or vars file (1-based line and column): the YAML crate's, so
+/// every input file is located the same way.
+pub use rookery_yaml::Location;
 
 /// Something suspicious that Ansible would accept too, so it does not stop the load.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,6 +72,12 @@ pub enum InventoryError {
     },
 }
 
+impl rookery_diagnostic::Diagnostic for InventoryError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 fn key_prefix(path: &str) -> String {
     if path.is_empty() {
         String::new()
@@ -105,22 +101,10 @@ impl Source<'_> {
         }
     }
 
-    /// The offending line with a caret under `col`, prefixed by a newline; empty if the line
-    /// does not exist. Values of secret-looking keys on that line are masked, since errors
-    /// end up in CI logs.
+    /// The offending line with a caret under `col` (secret values masked), prefixed by a
+    /// newline; the same snippet every YAML error carries.
     pub fn snippet(&self, line: usize, col: usize) -> String {
-        let Some(text) = self.text.lines().nth(line.saturating_sub(1)) else {
-            return String::new();
-        };
-        let text = mask_secrets(text);
-        let gutter = line.to_string().len();
-        let pad = " ".repeat(gutter);
-        let caret_at: String = text
-            .chars()
-            .take(col.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        format!("\n{pad} |\n{line} | {text}\n{pad} | {caret_at}^")
+        rookery_yaml::snippet(self.text, line, col)
     }
 
     pub fn invalid(
@@ -145,21 +129,6 @@ impl Source<'_> {
             snippet: self.snippet(line, col),
         }
     }
-}
-
-static SECRET_ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    crate::yaml::static_regex(
-        r#"(?i)([\w.-]*(?:pass|secret|token)[\w.-]*)(\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s#]+)"#,
-    )
-});
-
-/// `ansible_become_pass: x` → `ansible_become_pass: <redacted>` (YAML or INI spelling).
-pub(crate) fn mask_secrets(line: &str) -> String {
-    SECRET_ASSIGNMENT
-        .replace_all(line, |c: &regex::Captures| {
-            format!("{}{}{}", &c[1], &c[2], crate::vars::REDACTED)
-        })
-        .into_owned()
 }
 
 /// Up to three names close to `wanted`, best first, for "did you mean" hints.

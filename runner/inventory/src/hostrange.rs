@@ -48,8 +48,25 @@ fn parse_port(p: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("invalid port `{p}` (expected 1-65535)"))
 }
 
+/// The most host names one pattern may expand to. Ansible has no bound; here a typo such as
+/// `web[0:99999999999]` (or nested ranges multiplying) must be an error, not an exhausted
+/// control machine. A hundred thousand is far beyond any inventory this tool drives.
+pub const MAX_HOSTS_PER_PATTERN: usize = 100_000;
+
 /// Expand the first `[a:b(:step)]` range and recurse on the rest.
 pub(crate) fn expand(name: &str) -> Result<Vec<String>, String> {
+    let names = expand_bounded(name)?;
+    if names.len() > MAX_HOSTS_PER_PATTERN {
+        return Err(too_many(name));
+    }
+    Ok(names)
+}
+
+fn too_many(name: &str) -> String {
+    format!("host range `{name}` expands to more than {MAX_HOSTS_PER_PATTERN} hosts")
+}
+
+fn expand_bounded(name: &str) -> Result<Vec<String>, String> {
     let Some(open) = name.find('[') else {
         return Ok(vec![name.to_owned()]);
     };
@@ -93,10 +110,15 @@ pub(crate) fn expand(name: &str) -> Result<Vec<String>, String> {
         } else {
             0
         };
-        let mut i = b;
-        while i <= e {
-            items.push(format!("{i:0width$}"));
-            i += step as u64;
+        // Counted before anything is allocated; `checked_add` ends the walk at u64::MAX.
+        let count = (e - b) / (step as u64) + 1;
+        if count > MAX_HOSTS_PER_PATTERN as u64 {
+            return Err(too_many(name));
+        }
+        let mut i = Some(b);
+        while let Some(n) = i.filter(|n| *n <= e) {
+            items.push(format!("{n:0width$}"));
+            i = n.checked_add(step as u64);
         }
     } else {
         let (mut bc, mut ec) = (beg.chars(), end.chars());
@@ -118,9 +140,13 @@ pub(crate) fn expand(name: &str) -> Result<Vec<String>, String> {
             }
         }
     }
-    let mut out = Vec::new();
+    let rests = expand_bounded(tail)?;
+    if items.len().saturating_mul(rests.len()) > MAX_HOSTS_PER_PATTERN {
+        return Err(too_many(name));
+    }
+    let mut out = Vec::with_capacity(items.len() * rests.len());
     for item in items {
-        for rest in expand(tail)? {
+        for rest in &rests {
             out.push(format!("{head}{item}{rest}"));
         }
     }
@@ -146,6 +172,22 @@ mod tests {
         assert_eq!(expand("n[:2]").unwrap(), ["n0", "n1", "n2"]);
         assert!(expand("n[3:1]").is_err());
         assert!(expand("n[01:100]").is_err());
+    }
+
+    /// `web[0:99999999999]` allocated without bound, and an end of u64::MAX made `i += step`
+    /// overflow (a panic in debug, an endless loop in release); nested ranges multiplied.
+    #[test]
+    fn expansion_is_bounded() {
+        let e = expand("web[0:99999999999]").unwrap_err();
+        assert!(e.contains("more than 100000 hosts"), "{e}");
+        assert!(expand("n[18446744073709551614:18446744073709551615]").is_ok());
+        assert_eq!(
+            expand("n[18446744073709551615:18446744073709551615:7]").unwrap(),
+            ["n18446744073709551615"]
+        );
+        let e = expand("a[0:999]b[0:999]").unwrap_err();
+        assert!(e.contains("more than 100000 hosts"), "{e}");
+        assert_eq!(expand("a[0:99]b[0:999]").unwrap().len(), 100_000);
     }
 
     #[test]

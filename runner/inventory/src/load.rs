@@ -146,7 +146,7 @@ fn parse_into(text: &str, path: &Path, b: &mut Builder) -> Result<(), InventoryE
     match detect(text, path) {
         Format::Ini => ini::load(&src, b),
         Format::Yaml => {
-            let root = yaml::parse(text).map_err(|e| src.syntax(e.line, e.col, e.message))?;
+            let root = yaml::parse(&src)?;
             yaml_inventory::load(&src, root, b)
         }
     }
@@ -251,7 +251,7 @@ fn warn_unmatched(dir: &Path, names: &[String], what: &str, b: &mut Builder) {
 fn read_vars_file(path: &Path, b: &mut Builder) -> Result<Vec<(String, Var)>, InventoryError> {
     let text = read(path)?;
     let src = Source { path, text: &text };
-    let root = yaml::parse(&text).map_err(|e| src.syntax(e.line, e.col, e.message))?;
+    let root = yaml::parse(&src)?;
     let Some(root) = root else {
         return Ok(Vec::new());
     };

@@ -133,18 +133,7 @@ fn parse_group(
         let entries: &[(Node, Node)] = match &v.kind {
             NodeKind::Map(p) => p,
             NodeKind::Scalar { .. } => {
-                single = [(
-                    v.clone(),
-                    Node {
-                        kind: NodeKind::Scalar {
-                            text: String::new(),
-                            plain: true,
-                            tag: None,
-                        },
-                        line: v.line,
-                        col: v.col,
-                    },
-                )];
+                single = [(v.clone(), v.null_here())];
                 &single
             }
             NodeKind::Seq(_) => {

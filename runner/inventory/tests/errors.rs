@@ -160,3 +160,34 @@ fn snippets_mask_secret_values() {
     );
     assert!(!e.contains("hunter"), "{e}");
 }
+
+/// Aliases were expanded without a bound: nine levels of ten aliases each built 10^9 nodes
+/// (an OOM). Now the expansion has a budget and the error points at the alias that broke it.
+#[test]
+fn billion_laughs_inventory_is_a_located_error() {
+    let mut text = String::from(
+        "all:\n  vars:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..9 {
+        let p = format!("*l{}", i - 1);
+        let items = [p.as_str(); 10].join(", ");
+        text.push_str(&format!("    l{i}: &l{i} [{items}]\n"));
+    }
+    text.push_str("  hosts:\n    n1:\n");
+    let e = err("lab.yaml", &text);
+    assert!(e.starts_with("T/lab.yaml:"), "{e}");
+    assert!(
+        e.contains("YAML aliases expand to more than 1000000 nodes"),
+        "{e}"
+    );
+}
+
+/// `n[0:99999999999]` tried to build 10^11 host names.
+#[test]
+fn huge_host_range_is_a_located_error() {
+    let e = err("lab.yaml", "all:\n  hosts:\n    n[0:99999999999]:\n");
+    assert!(e.starts_with("T/lab.yaml:3:5:"), "{e}");
+    assert!(e.contains("expands to more than 100000 hosts"), "{e}");
+    let e = err("lab.ini", "[g]\nn[0:99999999999]\n");
+    assert!(e.starts_with("T/lab.ini:2:"), "{e}");
+}

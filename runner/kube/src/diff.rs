@@ -147,8 +147,8 @@ pub fn yaml_diff(live: &Value, want: &Value) -> Option<String> {
     if live == want {
         return None;
     }
-    let a = serde_yaml::to_string(live).unwrap_or_default();
-    let b = serde_yaml::to_string(want).unwrap_or_default();
+    let a = rookery_yaml::to_string(live);
+    let b = rookery_yaml::to_string(want);
     if a == b {
         return None;
     }

@@ -43,11 +43,14 @@ pub fn rewrite_server(text: &str, address: &str, origin: &str) -> Result<String,
         origin: origin.to_string(),
         reason,
     };
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| invalid(format!("not YAML: {e}")))?;
+    let label = std::path::Path::new(origin);
+    let mut doc = rookery_yaml::parse(text, label, rookery_yaml::Schema::Core)
+        .map_err(|e| invalid(format!("not YAML: {}", e.detail())))?
+        .map(|n| n.to_json())
+        .unwrap_or_default();
     let clusters = doc
         .get_mut("clusters")
-        .and_then(serde_yaml::Value::as_sequence_mut)
+        .and_then(serde_json::Value::as_array_mut)
         .ok_or_else(|| invalid("no `clusters` list".into()))?;
     if clusters.is_empty() {
         return Err(invalid("the `clusters` list is empty".into()));
@@ -55,11 +58,11 @@ pub fn rewrite_server(text: &str, address: &str, origin: &str) -> Result<String,
     for (i, c) in clusters.iter_mut().enumerate() {
         let cluster = c
             .get_mut("cluster")
-            .and_then(serde_yaml::Value::as_mapping_mut)
+            .and_then(serde_json::Value::as_object_mut)
             .ok_or_else(|| invalid(format!("clusters[{i}] has no `cluster`")))?;
         let verify_off = cluster
             .get("insecure-skip-tls-verify")
-            .and_then(serde_yaml::Value::as_bool)
+            .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         let has_ca = cluster.contains_key("certificate-authority-data")
             || cluster.contains_key("certificate-authority");
@@ -71,15 +74,15 @@ pub fn rewrite_server(text: &str, address: &str, origin: &str) -> Result<String,
         }
         let old = cluster
             .get("server")
-            .and_then(serde_yaml::Value::as_str)
+            .and_then(serde_json::Value::as_str)
             .ok_or_else(|| invalid(format!("clusters[{i}].cluster has no `server`")))?
             .to_string();
         cluster.insert(
-            serde_yaml::Value::String("server".into()),
-            serde_yaml::Value::String(new_server_url(&old, address)),
+            "server".into(),
+            serde_json::Value::String(new_server_url(&old, address)),
         );
     }
-    serde_yaml::to_string(&doc).map_err(|e| invalid(format!("cannot re-serialise: {e}")))
+    Ok(rookery_yaml::to_string(&doc))
 }
 
 /// Where a fetched kubeconfig for `host` is kept: `$XDG_CONFIG_HOME/rookery/kubeconfig/` or
@@ -155,8 +158,16 @@ users:
     #[test]
     fn only_the_server_changes() {
         let out = rewrite_server(K3S, "10.0.0.5", "n1:k3s.yaml").unwrap();
-        let a: serde_yaml::Value = serde_yaml::from_str(K3S).unwrap();
-        let mut b: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+        let parse = |t: &str| {
+            rookery_yaml::from_str::<serde_json::Value>(
+                t,
+                "k3s.yaml".as_ref(),
+                rookery_yaml::Schema::Core,
+            )
+            .unwrap()
+        };
+        let a = parse(K3S);
+        let mut b = parse(&out);
         assert_eq!(
             b["clusters"][0]["cluster"]["server"].as_str(),
             Some("https://10.0.0.5:6443")

@@ -88,6 +88,13 @@ pub enum ExecError {
     },
 }
 
+impl rookery_diagnostic::Diagnostic for ExecError {
+    /// Every variant is about the playbook or the files it names.
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
@@ -852,15 +859,12 @@ impl Executor {
                 );
             }
             Err(e) => {
-                let mut msg = format!("task `{}` ({}): {e}", task.display_name(), task.location);
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    // Template errors already include their cause in the message.
-                    if !matches!(e, ModuleError::Template { .. }) {
-                        msg.push_str(&format!(": {s}"));
-                    }
-                    src = s.source();
-                }
+                let msg = format!(
+                    "task `{}` ({}): {}",
+                    task.display_name(),
+                    task.location,
+                    rookery_diagnostic::one_line(&e)
+                );
                 return (Status::Failed, fail_result(msg), vec![], None);
             }
         };
@@ -951,13 +955,8 @@ impl Executor {
                 Ok(s)
             }
             Err(e) => {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                if let Some(h) = e.hint() {
+                let mut msg = rookery_diagnostic::one_line(&e);
+                if let Some(h) = rookery_diagnostic::Diagnostic::hint(&e) {
                     msg.push_str(&format!(" (hint: {h})"));
                 }
                 Err(msg)

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use rookery_yaml::{Node, NodeKind};
+
 use crate::modules::Registry;
 use crate::yaml::{Document, Location, YamlError, key_path};
 
@@ -19,6 +21,12 @@ pub enum LoadError {
     Yaml(#[from] YamlError),
     #[error("{location}: import_playbook `{target}` imports itself (cycle)")]
     ImportCycle { location: Location, target: String },
+}
+
+impl rookery_diagnostic::Diagnostic for LoadError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
 }
 
 /// A playbook with every `import_playbook` expanded in place.
@@ -157,8 +165,8 @@ struct TaskKeywords {
     when: Option<Conditions>,
     register: Option<String>,
     #[serde(rename = "loop")]
-    loop_: Option<serde_yaml::Value>,
-    with_items: Option<serde_yaml::Value>,
+    loop_: Option<Value>,
+    with_items: Option<Value>,
     loop_control: Option<LoopControl>,
     tags: Option<StrList>,
     #[serde(default, deserialize_with = "flex_bool_opt")]
@@ -172,8 +180,8 @@ struct TaskKeywords {
     check_mode: Option<bool>,
     #[serde(default, rename = "become", deserialize_with = "flex_bool_opt")]
     become_: Option<bool>,
-    args: Option<serde_yaml::Mapping>,
-    vars: Option<serde_yaml::Mapping>,
+    args: Option<Map<String, Value>>,
+    vars: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,7 +199,7 @@ struct RawPlay {
     #[serde(default, rename = "become", deserialize_with = "flex_bool_opt")]
     become_: Option<bool>,
     #[serde(default)]
-    vars: serde_yaml::Mapping,
+    vars: Map<String, Value>,
     #[serde(default)]
     vars_files: StrList,
     serial: Option<SerialSpec>,
@@ -201,10 +209,13 @@ struct RawPlay {
     tags: StrList,
     #[serde(default, deserialize_with = "flex_bool_opt")]
     check_mode: Option<bool>,
+    /// Checked to be lists here; each task is parsed from its node by `parse_task`.
     #[serde(default)]
-    tasks: Vec<serde_yaml::Value>,
+    #[allow(dead_code)]
+    tasks: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
-    handlers: Vec<serde_yaml::Value>,
+    #[allow(dead_code)]
+    handlers: Vec<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,7 +298,7 @@ enum SerialItem {
     Text(String),
 }
 
-/// Ansible accepts `yes`/`no`/`true`/`false` in any case for booleans; YAML 1.2 (serde_yaml)
+/// Ansible accepts `yes`/`no`/`true`/`false` in any case for booleans; YAML 1.2 (the playbook schema)
 /// reads `yes` as a string, so accept both spellings here.
 fn flex_bool_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]
@@ -315,27 +326,6 @@ pub fn parse_bool_word(s: &str) -> Option<bool> {
         "no" | "false" | "off" | "n" => Some(false),
         _ => None,
     }
-}
-
-/// YAML value → JSON value (keys must be strings, as in every playbook).
-pub fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| e.to_string())
-}
-
-fn mapping_to_json(
-    doc: &Document,
-    path: &str,
-    m: &serde_yaml::Mapping,
-) -> Result<Map<String, Value>, YamlError> {
-    let mut out = Map::new();
-    for (k, v) in m {
-        let Some(key) = k.as_str() else {
-            return Err(doc.error(path, format!("keys must be strings, found {k:?}")));
-        };
-        let val = yaml_to_json(v).map_err(|e| doc.error(&key_path(path, key), e))?;
-        out.insert(key.to_string(), val);
-    }
-    Ok(out)
 }
 
 /// Load a playbook file, expanding `import_playbook`, and check every task against `registry`.
@@ -411,9 +401,9 @@ fn plays_from_doc(
     } else {
         dir
     };
-    let entries = match &doc.value {
-        serde_yaml::Value::Sequence(s) => s.clone(),
-        serde_yaml::Value::Null => vec![],
+    let entries: &[Node] = match &doc.root.kind {
+        NodeKind::Seq(s) => s,
+        _ if doc.root.is_null() => &[],
         _ => {
             return Err(doc
                 .error("", "a playbook is a list of plays (`- hosts: ...`)")
@@ -422,9 +412,7 @@ fn plays_from_doc(
     };
     for (i, entry) in entries.iter().enumerate() {
         let path = format!("[{i}]");
-        let is_import = entry
-            .as_mapping()
-            .is_some_and(|m| m.contains_key("import_playbook"));
+        let is_import = entry.get("import_playbook").is_some();
         if is_import {
             let raw: RawImport = doc.typed(&path, entry)?;
             let target = dir.join(&raw.import_playbook);
@@ -454,11 +442,11 @@ fn plays_from_doc(
 fn parse_play(
     doc: &Document,
     path: &str,
-    value: &serde_yaml::Value,
+    value: &Node,
     dir: &Path,
     registry: &Registry,
 ) -> Result<Play, YamlError> {
-    if let Some(m) = value.as_mapping() {
+    if value.as_map().is_some() {
         for unsupported in [
             "roles",
             "pre_tasks",
@@ -466,7 +454,7 @@ fn parse_play(
             "strategy",
             "remote_user",
         ] {
-            if m.contains_key(unsupported) {
+            if value.get(unsupported).is_some() {
                 return Err(doc.error(
                     &key_path(path, unsupported),
                     format!("play keyword `{unsupported}` is not supported by rookery"),
@@ -487,9 +475,10 @@ fn parse_play(
             .map(|i| parse_serial(doc, path, i))
             .collect::<Result<_, _>>()?,
     };
-    let vars = mapping_to_json(doc, &key_path(path, "vars"), &raw.vars)?;
+    let vars = raw.vars;
+    let items = |key: &str| value.get(key).and_then(Node::as_seq).unwrap_or_default();
     let mut tasks = Vec::new();
-    for (j, t) in raw.tasks.iter().enumerate() {
+    for (j, t) in items("tasks").iter().enumerate() {
         tasks.push(parse_task(
             doc,
             &format!("{path}.tasks[{j}]"),
@@ -499,7 +488,7 @@ fn parse_play(
         )?);
     }
     let mut handlers = Vec::new();
-    for (j, t) in raw.handlers.iter().enumerate() {
+    for (j, t) in items("handlers").iter().enumerate() {
         handlers.push(parse_task(
             doc,
             &format!("{path}.handlers[{j}]"),
@@ -571,22 +560,21 @@ fn parse_serial(doc: &Document, path: &str, item: SerialItem) -> Result<Serial, 
 fn parse_task(
     doc: &Document,
     path: &str,
-    value: &serde_yaml::Value,
+    value: &Node,
     registry: &Registry,
     is_handler: bool,
 ) -> Result<Task, YamlError> {
-    let Some(map) = value.as_mapping() else {
+    let Some(map) = value.as_map() else {
         return Err(doc.error(path, "a task is a mapping (`- name: ...` plus one module)"));
     };
-    let mut keywords = serde_yaml::Mapping::new();
-    let mut module: Option<(String, serde_yaml::Value)> = None;
+    let mut keywords = Vec::new();
+    let mut module: Option<(String, Node)> = None;
     for (k, v) in map {
-        let Some(key) = k.as_str() else {
-            return Err(doc.error(path, format!("task keys must be strings, found {k:?}")));
-        };
+        let key = k.key_text();
+        let key = key.as_str();
         let at = key_path(path, key);
         if TASK_KEYWORDS.contains(&key) {
-            keywords.insert(k.clone(), v.clone());
+            keywords.push((k.clone(), v.clone()));
         } else if UNSUPPORTED_TASK_KEYWORDS.contains(&key) {
             return Err(doc.error(
                 &at,
@@ -612,7 +600,7 @@ fn parse_task(
             ));
         }
     }
-    let kw: TaskKeywords = doc.typed(path, &serde_yaml::Value::Mapping(keywords))?;
+    let kw: TaskKeywords = doc.typed(path, &value.with_pairs(keywords))?;
     let Some((module, raw_args)) = module else {
         return Err(doc.error(
             path,
@@ -627,23 +615,26 @@ fn parse_task(
         ));
     };
     let args_path = key_path(path, &module);
-    let mut args = match &raw_args {
-        serde_yaml::Value::Null => Map::new(),
-        serde_yaml::Value::String(s) => {
+    let mut args: Map<String, Value> = match raw_args.scalar_value() {
+        _ if raw_args.as_map().is_some() => doc.typed(&args_path, &raw_args)?,
+        Some(Value::Null) => Map::new(),
+        Some(Value::String(s)) => {
             let mut m = Map::new();
-            m.insert("_raw_params".into(), Value::String(s.clone()));
+            m.insert("_raw_params".into(), Value::String(s));
             m
         }
-        serde_yaml::Value::Mapping(m) => mapping_to_json(doc, &args_path, m)?,
-        other => {
+        _ => {
             return Err(doc.error(
                 &args_path,
-                format!("module arguments must be a mapping or a string, found {other:?}"),
+                format!(
+                    "module arguments must be a mapping or a string, found {}",
+                    raw_args.describe()
+                ),
             ));
         }
     };
-    if let Some(extra) = &kw.args {
-        for (k, v) in mapping_to_json(doc, &key_path(path, "args"), extra)? {
+    if let Some(extra) = kw.args {
+        for (k, v) in extra {
             args.entry(k).or_insert(v);
         }
     }
@@ -656,10 +647,7 @@ fn parse_task(
         return Err(doc.error(path, "use either `loop` or `with_items`, not both"));
     }
     let loop_flatten = kw.with_items.is_some();
-    let loop_ = match kw.loop_.or(kw.with_items) {
-        None => None,
-        Some(v) => Some(yaml_to_json(&v).map_err(|e| doc.error(&key_path(path, "loop"), e))?),
-    };
+    let loop_ = kw.loop_.or(kw.with_items);
     if let Some(l) = &loop_
         && !(l.is_array() || l.is_string())
     {
@@ -679,10 +667,7 @@ fn parse_task(
     if !is_handler && kw.listen.is_some() {
         return Err(doc.error(&key_path(path, "listen"), "`listen` belongs to handlers"));
     }
-    let vars = match &kw.vars {
-        Some(m) => mapping_to_json(doc, &key_path(path, "vars"), m)?,
-        None => Map::new(),
-    };
+    let vars = kw.vars.unwrap_or_default();
     let lc = kw.loop_control.unwrap_or_default();
     Ok(Task {
         name: kw.name,

@@ -354,8 +354,7 @@ fn to_yaml_helper(
     _: &mut RenderContext<'_, '_>,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let y = serde_yaml::to_string(param(h, 0)?)
-        .map_err(|e| RenderError::from(RenderErrorReason::Other(e.to_string())))?;
+    let y = rookery_yaml::to_string(param(h, 0)?);
     out.write(y.trim_end_matches('\n'))?;
     Ok(())
 }

@@ -42,6 +42,12 @@ pub enum VarsError {
     Extra { arg: String, detail: String },
 }
 
+impl rookery_diagnostic::Diagnostic for VarsError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 /// Parse one `-e` argument: `@file` (YAML/JSON), a JSON/YAML mapping `{...}`, or `k=v ...`
 /// pairs (values are strings, as in Ansible).
 pub fn parse_extra_vars(arg: &str) -> Result<Map<String, Value>, VarsError> {
@@ -50,19 +56,18 @@ pub fn parse_extra_vars(arg: &str) -> Result<Map<String, Value>, VarsError> {
         return load_vars_file(Path::new(file));
     }
     if t.starts_with('{') {
-        let v: serde_yaml::Value = serde_yaml::from_str(t).map_err(|e| VarsError::Extra {
-            arg: arg.into(),
-            detail: e.to_string(),
+        let label = Path::new("<extra vars>");
+        let v = rookery_yaml::parse(t, label, rookery_yaml::Schema::Core).map_err(|e| {
+            VarsError::Extra {
+                arg: arg.into(),
+                detail: e.detail(),
+            }
         })?;
-        return match crate::language::yaml_to_json(&v) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(VarsError::Extra {
+        return match v.map(|n| n.to_json()) {
+            Some(Value::Object(m)) => Ok(m),
+            _ => Err(VarsError::Extra {
                 arg: arg.into(),
                 detail: "expected a mapping".into(),
-            }),
-            Err(detail) => Err(VarsError::Extra {
-                arg: arg.into(),
-                detail,
             }),
         };
     }
@@ -129,9 +134,9 @@ pub fn split_words(s: &str) -> Vec<String> {
 /// Load a YAML (or JSON) file holding a mapping of variables.
 pub fn load_vars_file(path: &Path) -> Result<Map<String, Value>, VarsError> {
     let doc = crate::yaml::Document::load(path)?;
-    match crate::language::yaml_to_json(&doc.value) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(Value::Null) => Ok(Map::new()),
+    match doc.root.to_json() {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
         _ => Err(VarsError::NotMapping {
             path: path.to_path_buf(),
         }),

@@ -97,10 +97,7 @@ pub async fn run(cmd: InventoryCommand, out: Output) -> ExitCode {
     let stdout = std::io::stdout();
     match execute(&path, args.action, out, &mut stdout.lock()) {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(Failure::Inventory(err)) => {
-            crate::cli::report_error(&anyhow::Error::from(err));
-            ExitCode::from(exit::INPUT)
-        }
+        Err(Failure::Inventory(err)) => ExitCode::from(crate::error::report(&err)),
         Err(Failure::Io(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)
         }
@@ -415,7 +412,7 @@ fn host_human(w: &mut impl Write, h: &Host, origins: bool) -> std::io::Result<()
     writeln!(w, "vars:")?;
     for (k, v) in &vars {
         let single = serde_json::Map::from_iter([(k.clone(), v.clone())]);
-        let text = serde_yaml::to_string(&single).unwrap_or_else(|_| format!("{k}: {v}\n"));
+        let text = rookery_yaml::to_string(&single);
         let mut lines = text.lines();
         if let Some(first) = lines.next() {
             match h.var_origins.get(k).filter(|_| origins) {

@@ -82,10 +82,7 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
     let registry = Arc::new(Registry::builtin());
     let playbook = match load_playbook(&args.playbook, &registry) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INPUT);
-        }
+        Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
     if args.syntax_check {
         println!("playbook: {} (syntax OK)", args.playbook.display());
@@ -95,18 +92,12 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
     for e in &args.extra_vars {
         match vars::parse_extra_vars(e) {
             Ok(m) => extra.extend(m),
-            Err(err) => {
-                eprintln!("error: -e: {}", chain(&err));
-                return ExitCode::from(exit::INPUT);
-            }
+            Err(err) => return ExitCode::from(crate::error::report(&err)),
         }
     }
     let inventory = match Inventory::load(&args.inventory) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INPUT);
-        }
+        Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
     if !out.quiet {
         for w in inventory.warnings() {
@@ -154,10 +145,7 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
     };
     let summary = match summary {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {}", chain(&e));
-            return ExitCode::from(exit::INPUT);
-        }
+        Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
     let retry = summary.retry_hosts();
     if !retry.is_empty() && !args.no_retry_file {
@@ -173,16 +161,6 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
     let failed = summary.failed_hosts.len();
     let unreachable = summary.unreachable_hosts.len();
     exit::from_host_counts(failed, unreachable)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
 }
 
 /// `<playbook>.retry` beside the playbook, else in ~/.cache/rookery/.

@@ -42,10 +42,7 @@ pub struct ProbeArgs {
 pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
     let inventory = match Inventory::load(&args.inventory) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INPUT);
-        }
+        Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
     if !out.quiet {
         for w in inventory.warnings() {

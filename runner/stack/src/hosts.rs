@@ -76,7 +76,7 @@ pub enum FactsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}:{line}:{column}: at `{key_path}`: not a `rookery probe -o json` document", .path.display())]
+    #[error("{}:{line}:{column}: {key_path}: not a `rookery probe -o json` document", .path.display())]
     Parse {
         path: PathBuf,
         line: usize,
@@ -87,13 +87,24 @@ pub enum FactsError {
     },
 }
 
+impl rookery_diagnostic::Diagnostic for FactsError {
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::INPUT
+    }
+}
+
 /// Load a `--facts` file.
 pub fn load_probe_report(path: &Path) -> Result<ProbeReport, FactsError> {
     let text = std::fs::read_to_string(path).map_err(|source| FactsError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut de = serde_json::Deserializer::from_str(&text);
+    parse_probe_report(&text, path)
+}
+
+/// Parse the text of a `--facts` file (`path` only labels errors). Pure, so it is fuzzed.
+pub fn parse_probe_report(text: &str, path: &Path) -> Result<ProbeReport, FactsError> {
+    let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let key_path = err.path().to_string();
         let source = err.into_inner();

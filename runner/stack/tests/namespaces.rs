@@ -81,14 +81,8 @@ fn rewritten_bundle(n: &Namespaces) -> Vec<(String, String, String)> {
 }
 
 fn docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .map(|v| serde_json::to_value(v).unwrap())
-        .collect()
+    rookery_stack::yaml::parse_documents(text, std::path::Path::new("doc.yaml")).unwrap()
 }
-
-use serde::Deserialize as _;
 
 fn kind(d: &Value) -> &str {
     d["kind"].as_str().unwrap_or_default()

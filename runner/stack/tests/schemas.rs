@@ -68,11 +68,7 @@ fn strict(schema: &mut Value) {
 fn crd_schema(file: &Path, api_version: &str, kind: &str) -> Value {
     let text = std::fs::read_to_string(file).unwrap();
     let (group, version) = api_version.split_once('/').unwrap();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let v: Value = match serde::Deserialize::deserialize(doc) {
-            Ok(v) => v,
-            Err(_) => continue,
-        };
+    for v in rookery_stack::yaml::parse_documents(&text, file).unwrap() {
         if v["kind"] != "CustomResourceDefinition"
             || v["spec"]["group"] != group
             || v["spec"]["names"]["kind"] != kind

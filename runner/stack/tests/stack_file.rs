@@ -27,12 +27,11 @@ storageClasses:
 fn err(yaml: &str) -> (usize, usize, String, String) {
     match parse::<Stack>(yaml, Path::new("s.yaml")).unwrap_err() {
         YamlError::Parse {
-            line,
-            column,
+            location,
             key_path,
             detail,
             ..
-        } => (line, column, key_path, detail),
+        } => (location.line, location.col, key_path, detail),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -109,9 +108,7 @@ fn unknown_key_reports_file_line_column_and_key_path() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.starts_with(
-            "stacks/x.yaml:5:9: at `cephCluster.storage.nodes[0].devcies`: unknown field"
-        ),
+        msg.starts_with("stacks/x.yaml:5:9: cephCluster.storage.nodes[0].devcies: unknown field"),
         "{msg}"
     );
 }

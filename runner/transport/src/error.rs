@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rookery_diagnostic::Hint;
 use rookery_proto::AgentError;
 
 /// Failure to get a working agent on a host. In recap terms every one of these makes the host
@@ -90,6 +91,15 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// Connecting (TCP, jump hosts, SSH handshake, authentication) took longer than
+    /// `--connect-timeout`.
+    #[error("{host}: {what} timed out after {}s", after.as_secs_f32())]
+    ConnectTimeout {
+        host: String,
+        what: String,
+        after: Duration,
+    },
+    /// A step after connecting (uploading or starting the agent) took longer than `--timeout`.
     #[error("{host}: {what} timed out after {}s", after.as_secs_f32())]
     Timeout {
         host: String,
@@ -113,6 +123,13 @@ pub enum ConnectError {
     },
     #[error("{host}: the agent did not start: {detail}")]
     AgentStart { host: String, detail: String },
+    /// The agent's process ended before its protocol marker; `code` is its exit status.
+    #[error("{host}: the agent did not start: {detail}")]
+    AgentExited {
+        host: String,
+        code: Option<i32>,
+        detail: String,
+    },
     #[error("{host}: become (sudo) failed: {detail}")]
     BecomeFailed { host: String, detail: String },
     #[error("{host}: cannot start the agent locally ({program})")]
@@ -158,20 +175,29 @@ impl ConnectError {
             | ConnectError::Key { host, .. }
             | ConnectError::Refused { host, .. }
             | ConnectError::Unreachable { host, .. }
+            | ConnectError::ConnectTimeout { host, .. }
             | ConnectError::Timeout { host, .. }
             | ConnectError::Ssh { host, .. }
             | ConnectError::Config { host, .. }
             | ConnectError::AgentUpload { host, .. }
             | ConnectError::AgentStart { host, .. }
+            | ConnectError::AgentExited { host, .. }
             | ConnectError::BecomeFailed { host, .. }
             | ConnectError::Spawn { host, .. }
             | ConnectError::Handshake { host, .. } => host,
         }
     }
+}
 
-    /// What the user can do about it, when there is something useful to say.
-    pub fn hint(&self) -> Option<String> {
-        match self {
+impl rookery_diagnostic::Diagnostic for ConnectError {
+    /// Nothing ran on the host: it counts as unreachable.
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::HOSTS_UNREACHABLE
+    }
+
+    /// Chosen by variant and by the data it carries, never by the message text.
+    fn hint(&self) -> Option<Hint> {
+        let text: Option<String> = match self {
             ConnectError::HostKeyUnknown { .. } => Some(
                 "verify the fingerprint out of band, then rerun with --accept-new-host-keys \
                  (records it), or add it with `ssh-keyscan`"
@@ -210,7 +236,7 @@ impl ConnectError {
             ConnectError::Refused { .. } => {
                 Some("is sshd running there, and is ansible_port right?".into())
             }
-            ConnectError::Timeout { what, .. } if what.contains("connect") => Some(
+            ConnectError::ConnectTimeout { .. } => Some(
                 "the host may be down or firewalled; raise --connect-timeout for slow links".into(),
             ),
             ConnectError::Timeout { .. } => Some("raise --timeout for slow hosts".into()),
@@ -219,11 +245,29 @@ impl ConnectError {
                  in sudoers with NOPASSWD"
                     .into(),
             ),
-            ConnectError::AgentStart { detail, .. } if detail.contains("exit code 126") => Some(
+            // 126: the shell found the file but could not execute it.
+            ConnectError::AgentExited {
+                code: Some(126), ..
+            } => Some(
                 "the agent's directory may be on a noexec mount; set XDG_CACHE_HOME on the \
                  node to an exec-able place"
                     .into(),
             ),
+            _ => None,
+        };
+        text.map(Hint)
+    }
+}
+
+impl rookery_diagnostic::Diagnostic for SessionError {
+    /// The host was reached; the request on it failed.
+    fn exit_code(&self) -> u8 {
+        rookery_diagnostic::exit::HOSTS_FAILED
+    }
+
+    fn hint(&self) -> Option<Hint> {
+        match self {
+            SessionError::Timeout { .. } => Some(Hint::new("raise --timeout for slow hosts")),
             _ => None,
         }
     }
@@ -260,4 +304,44 @@ pub enum SessionError {
         op: &'static str,
         error: AgentError,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rookery_diagnostic::Diagnostic;
+
+    /// The noexec hint used to be chosen by `detail.contains("exit code 126")`: any message
+    /// mentioning that text got it, and rewording the message lost it. Now it is the exit
+    /// code the variant carries.
+    #[test]
+    fn hints_follow_the_data_not_the_text() {
+        let exited = |code| ConnectError::AgentExited {
+            host: "n1".into(),
+            code,
+            detail: "it ended (exit code 126) before its protocol marker".into(),
+        };
+        assert!(exited(Some(126)).hint().unwrap().0.contains("noexec"));
+        assert_eq!(exited(Some(1)).hint(), None);
+        let start = ConnectError::AgentStart {
+            host: "n1".into(),
+            detail: "exit code 126".into(),
+        };
+        assert_eq!(start.hint(), None);
+
+        let t = |connect: bool| {
+            let (host, what, after) = ("n1".into(), "connect (TCP to x:22)".into(), Duration::ZERO);
+            if connect {
+                ConnectError::ConnectTimeout { host, what, after }
+            } else {
+                ConnectError::Timeout { host, what, after }
+            }
+        };
+        assert!(t(true).hint().unwrap().0.contains("--connect-timeout"));
+        assert!(t(false).hint().unwrap().0.contains("--timeout"));
+        assert_eq!(
+            t(true).exit_code(),
+            rookery_diagnostic::exit::HOSTS_UNREACHABLE
+        );
+    }
 }

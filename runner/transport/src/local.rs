@@ -169,6 +169,11 @@ pub(crate) async fn connect(
                 host: host.to_string(),
                 detail: format!("{program}: {detail}"),
             },
+            StartError::Exited { code, detail } => ConnectError::AgentExited {
+                host: host.to_string(),
+                code,
+                detail: format!("{program}: {detail}"),
+            },
             StartError::Timeout(after) => ConnectError::Timeout {
                 host: host.to_string(),
                 what: "starting the agent".into(),

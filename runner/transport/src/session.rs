@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
 use rookery_proto::{
-    AgentFrame, AgentMessage, EXIT_NEED_UPLOAD, EXIT_SELF_CHECK_FAILED, Event, HelloRequest,
-    HelloResponse, MARKER, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, RequestId, Response,
-    RunnerFrame,
+    AgentMessage, EXIT_NEED_UPLOAD, EXIT_SELF_CHECK_FAILED, Event, HelloRequest, HelloResponse,
+    MARKER, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, RequestId, Response, RunnerFrame,
 };
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
@@ -91,6 +90,12 @@ pub(crate) enum StartError {
     Upload(String),
     Become(String),
     Failed(String),
+    /// The process ended before the marker for no reason we recognise; `code` is its exit
+    /// status (126: not executable).
+    Exited {
+        code: Option<i32>,
+        detail: String,
+    },
     Timeout(Duration),
     Session(SessionError),
 }
@@ -472,7 +477,7 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<AgentFrame>(text) {
+        match rookery_proto::frame::decode_agent_frame(text) {
             Ok(frame) => {
                 let done = matches!(frame.body, AgentMessage::Response(_));
                 let id = frame.id;
@@ -485,9 +490,7 @@ async fn read_loop(host: String, reader: BoxRead, pending: Arc<StdMutex<Pending>
             Err(err) => {
                 // Fail the request the frame belongs to, if its id is readable; a frame
                 // without one is logged and skipped.
-                let id = serde_json::from_slice::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_u64()));
+                let id = err.id;
                 let snippet: String = String::from_utf8_lossy(text).chars().take(200).collect();
                 tracing::warn!("{host}: unparsable frame from the agent ({err}): {snippet}");
                 if let Some(id) = id {
@@ -743,7 +746,7 @@ fn classify_exit(status: Option<ExitInfo>, tail: &StderrTail, noise: &[u8]) -> S
     if !err.is_empty() {
         detail.push_str(&format!("; stderr: {err}"));
     }
-    StartError::Failed(detail)
+    StartError::Exited { code, detail }
 }
 
 #[cfg(test)]

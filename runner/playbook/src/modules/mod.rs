@@ -63,7 +63,7 @@ pub enum ModuleError {
     #[error(transparent)]
     Prepare(#[from] rookery_devices::prepare::PrepareError),
     /// A template (the `template` module's file) failed to render.
-    #[error("template `{}`: {source}", .path.display())]
+    #[error("template `{}`", .path.display())]
     Template {
         path: std::path::PathBuf,
         #[source]
@@ -345,5 +345,24 @@ pub(crate) fn unexpected(op: &str, r: rookery_proto::Response) -> ModuleError {
             ModuleError::Failed(format!("{op}: {} ({:?})", e.message, e.code))
         }
         other => ModuleError::Failed(format!("{op}: unexpected agent answer {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message used to embed its source, so every chain printer showed the template
+    /// error twice (and the runner needed a de-duplication heuristic).
+    #[test]
+    fn template_error_appears_once_in_the_chain() {
+        let e = ModuleError::Template {
+            path: "t.j2".into(),
+            source: crate::template::TemplateError::Undefined {
+                variable: "x".into(),
+            },
+        };
+        let line = rookery_diagnostic::one_line(&e);
+        assert_eq!(line, "template `t.j2`: undefined variable `x`");
     }
 }

@@ -648,7 +648,8 @@ pub(crate) async fn connect(
             .connect_chain(&target, opts, deadline)
             .await
             .map_err(|e| match e {
-                ConnectError::Timeout { host, what, .. } => ConnectError::Timeout {
+                // Every timeout while connecting is the connect deadline's.
+                ConnectError::Timeout { host, what, .. } => ConnectError::ConnectTimeout {
                     host,
                     what,
                     after: opts.connect_timeout,
@@ -786,6 +787,7 @@ fn map_start_error(host: &str, sha: &str, e: StartError) -> ConnectError {
         StartError::NeedUpload(detail) | StartError::Failed(detail) => {
             ConnectError::AgentStart { host, detail }
         }
+        StartError::Exited { code, detail } => ConnectError::AgentExited { host, code, detail },
         StartError::Upload(detail) => ConnectError::AgentUpload {
             host,
             path: format!("agent-{sha}"),
