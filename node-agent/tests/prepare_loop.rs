@@ -279,11 +279,23 @@ fn ceph_volume_verdict(dev: &str) -> Option<(bool, Vec<String>)> {
     ) {
         return None;
     }
-    let out = Command::new("ceph-volume")
-        .args(["inventory", "--format", "json", dev])
-        .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
-        .output()
-        .unwrap();
+    // Right after a wipe removes partitions, ceph-volume can still list one it then cannot
+    // find in sysfs (no udevd runs here to settle the device database): that is a race in
+    // the comparison tool, not a verdict, so it is asked again a few times.
+    let mut attempt = 0;
+    let out = loop {
+        let out = Command::new("ceph-volume")
+            .args(["inventory", "--format", "json", dev])
+            .env("CEPH_VOLUME_ALLOW_LOOP_DEVICES", "true")
+            .output()
+            .unwrap();
+        let vanished = String::from_utf8_lossy(&out.stderr).contains("FileNotFoundError");
+        if out.status.success() || !vanished || attempt >= 5 {
+            break out;
+        }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "ceph-volume output is not JSON ({e}): {}",
