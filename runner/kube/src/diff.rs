@@ -275,6 +275,19 @@ pub async fn diff(
         .into_iter()
         .collect::<Result<_, _>>()?;
     objects.sort_by_key(|e| e.stage);
+    let all: Vec<&DesiredObject> = desired.objects.iter().collect();
+    let taken = crate::collision::live_names(&resolver, &all).await?;
+    for c in crate::collision::collisions(&all, &taken) {
+        if let Some(e) = objects.iter_mut().find(|e| e.object == c.object) {
+            e.diff = ObjectDiff::Refused {
+                reason: format!(
+                    "the name is already used by a {} in namespace `{}` (CSI Driver names are \
+                     unique in the whole cluster)",
+                    c.object.kind, c.existing_namespace
+                ),
+            };
+        }
+    }
     let parent = ObjectRef {
         api_version: "v1".into(),
         kind: "Secret".into(),

@@ -332,6 +332,7 @@ pub async fn apply(
     if !immutable.is_empty() {
         return Err(KubeError::Immutable(immutable));
     }
+    crate::collision::check(&resolver, &selected).await?;
 
     // The ApplySet parent first, listing what it is about to contain (kubectl's order).
     let (parent_name, set_id) = applyset_of(desired);

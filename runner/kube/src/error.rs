@@ -23,6 +23,14 @@ pub struct ImmutableChange {
     pub hint: String,
 }
 
+/// A namespaced object whose name must be unique in the whole cluster, already taken in
+/// another namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NameCollision {
+    pub object: ObjectRef,
+    pub existing_namespace: String,
+}
+
 /// An object that was not ready when its stage failed or timed out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Blocker {
@@ -95,6 +103,11 @@ pub enum KubeError {
     Invalid { object: ObjectRef, message: String },
     #[error("{} immutable field(s) would change; nothing was applied", .0.len())]
     Immutable(Vec<ImmutableChange>),
+    #[error(
+        "{}; nothing was applied",
+        .0.iter().map(|c| format!("{} is already used by a {} in namespace `{}`", c.object.name, c.object.kind, c.existing_namespace)).collect::<Vec<_>>().join("; ")
+    )]
+    NameCollision(Vec<NameCollision>),
     #[error(
         "the stack's bundle is incomplete ({0} files missing or failing their hash); nothing was applied"
     )]
@@ -184,6 +197,14 @@ impl KubeError {
                     .into(),
             ),
             KubeError::Immutable(changes) => changes.first().map(|c| c.hint.clone()),
+            KubeError::NameCollision(_) => Some(
+                "CSI Driver names are unique in the whole cluster and another installation \
+                 already uses this one (often a Rook installed by hand into another namespace \
+                 without renaming its Drivers); set a different `operatorNamespace` in the \
+                 stack (Driver names are `<operatorNamespace>.cephfs.csi.ceph.com`), or remove \
+                 the other Driver if nothing uses it"
+                    .into(),
+            ),
             KubeError::UnknownKind { .. } => Some(
                 "install the CRD for this kind first, or remove the object from the stack".into(),
             ),

@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod applyset;
+pub mod collision;
 pub mod connect;
 pub mod diff;
 pub mod engine;
