@@ -270,6 +270,9 @@ fn object_ref(v: &Value) -> Result<ObjectRef, String> {
     })
 }
 
+/// How often a kind the server does not serve is looked up again (every 0.5 s).
+const DISCOVERY_TRIES: usize = 10;
+
 /// Fill in the namespace of a namespaced object that has none (`namespace:` argument, else
 /// `default`), so the ref and the body agree; a cluster-scoped object keeps none.
 async fn place(
@@ -278,7 +281,17 @@ async fn place(
     default_ns: Option<&str>,
 ) -> Result<ObjectRef, ModuleError> {
     let mut id = object_ref(body).map_err(|e| ModuleError::Args(e.to_string()))?;
-    let Some((_, caps)) = resolver.resolve(&gvk_of(&id)).await.map_err(kube_failed)? else {
+    // A CRD applied by the task before is Established a moment before discovery serves its
+    // kind; misses are not cached, so asking again sees it.
+    let mut found = None;
+    for _ in 0..DISCOVERY_TRIES {
+        found = resolver.resolve(&gvk_of(&id)).await.map_err(kube_failed)?;
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let Some((_, caps)) = found else {
         return Err(ModuleError::Failed(format!(
             "{id}: the cluster does not serve {} {} (is its CRD installed?)",
             id.api_version, id.kind

@@ -15,11 +15,13 @@ use std::process::Command;
 
 use rookery_tests::bins;
 use rookery_tests::kube::objects;
-use rookery_tests::kube::{KubeCluster, missing_prerequisite};
-use rookery_tests::require::prerequisite;
+use rookery_tests::kube::{KubeCluster, missing_binaries};
+use rookery_tests::require::{have_program, prerequisite};
 
+/// An API-only control plane needs only these.
 fn ready() -> bool {
-    let missing = missing_prerequisite();
+    let missing = missing_binaries(&["etcd", "kube-apiserver"])
+        .or_else(|| (!have_program("openssl")).then(|| "openssl".to_string()));
     prerequisite(missing.is_none(), missing.as_deref().unwrap_or(""))
 }
 
