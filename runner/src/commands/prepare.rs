@@ -175,7 +175,8 @@ fn stack_selections(
         return Err((
             exit::VALIDATION,
             format!(
-                "{}: stack node(s) {} match no inventory host (by hostname or name); nothing                  was done on any host",
+                "{}: stack node(s) {} match no inventory host (by hostname or name); nothing \
+                 was done on any host",
                 path.display(),
                 unknown.join(", ")
             ),
