@@ -54,9 +54,12 @@ pub struct KubeEnv {
     ssh: ConnectArgs,
     out: Output,
     progress: Arc<dyn Reporter>,
-    clusters: tokio::sync::Mutex<HashMap<(Option<PathBuf>, Option<String>, u64), Cluster>>,
+    clusters: tokio::sync::Mutex<HashMap<ClusterKey, Cluster>>,
     stacks: tokio::sync::Mutex<HashMap<String, Arc<Rendered>>>,
 }
+
+/// kubeconfig file, context, request timeout.
+type ClusterKey = (Option<PathBuf>, Option<String>, u64);
 
 /// A stack rendered once per run (every `storage_stack` task of a run applies the same one).
 struct Rendered {

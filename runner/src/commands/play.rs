@@ -125,7 +125,7 @@ pub async fn run_playbook(args: PlayArgs, out: Output, text: Option<&str>) -> Ex
         }
     }
     let source = InventorySource {
-        inventory: &*inventory,
+        inventory: &inventory,
         limit: args.limit.clone(),
     };
     if args.list_hosts || args.list_tasks {
