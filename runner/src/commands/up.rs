@@ -180,3 +180,47 @@ pub async fn run(args: UpArgs, out: Output) -> ExitCode {
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::output::OutputFormat;
+
+    /// The playbook `rookery up` runs parses with the runner's modules, and has one
+    /// `storage_stack` task per stage, in the stack's order.
+    #[test]
+    fn site_yaml_parses_and_applies_every_stage_in_order() {
+        let ssh = ConnectArgs {
+            accept_new_host_keys: false,
+            insecure_ignore_host_keys: false,
+            known_hosts: None,
+            ssh_config: None,
+            agent_binary: None,
+            connect_timeout: 10,
+        };
+        let out = Output::new(OutputFormat::Human, 0, true);
+        let env =
+            crate::kube_modules::KubeEnv::new(ssh, out, Arc::new(rookery_kube::events::Silent));
+        let mut registry = rookery_playbook::Registry::builtin();
+        crate::kube_modules::register(&mut registry, &env);
+        let pb = rookery_playbook::parse_playbook(SITE_YAML, Path::new("site.yaml"), &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stages: Vec<String> = pb
+            .plays
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .filter(|t| t.module == "storage_stack")
+            .map(|t| t.args["stage"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let all: Vec<String> = Stage::ALL.iter().map(|s| s.name().to_string()).collect();
+        assert_eq!(stages, all);
+        // The shipped file is the one built in.
+        let file = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks/site.yaml"),
+        )
+        .unwrap_or_default();
+        assert_eq!(file, SITE_YAML);
+    }
+}
