@@ -1,7 +1,8 @@
 //! `rookery up`: `playbooks/site.yaml` end to end — facts gathered from three real sshd hosts,
 //! their OSD devices checked from the stack (check mode), the lab stack applied stage by stage
 //! and waited for on a real control plane, a final verification; a second `up` on the
-//! converged cluster reports changed=0 on every host.
+//! converged cluster reports changed=0 on every host. `up --check` before that creates
+//! nothing.
 //!
 //! Real: OpenSSH sshd on loopback (the three "lab" hosts are this machine), the agent, etcd,
 //! kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes lab-1..3), the
@@ -91,7 +92,7 @@ async fn up_converges_and_a_second_up_changes_nothing() {
             ..Behaviour::default()
         },
     );
-    let up = || {
+    let up = |extra: &[&str]| {
         let t0 = Instant::now();
         let out = lab
             .rookery()
@@ -110,6 +111,7 @@ async fn up_converges_and_a_second_up_changes_nothing() {
             .arg(&kh)
             .arg("--timeout")
             .arg("5m")
+            .args(extra)
             .env_remove("KUBECONFIG")
             .output()
             .unwrap();
@@ -128,7 +130,23 @@ async fn up_converges_and_a_second_up_changes_nothing() {
         run
     };
 
-    let first = up();
+    // Check mode first: every stage is a server-side dry run (`rookery diff` of the stage);
+    // nothing is created.
+    let check = up(&["--check", "--diff"]);
+    assert_eq!(check.code, 0);
+    assert!(check.out.contains("would be created"), "{}", check.out);
+    let crds = rookery_tests::kube::objects::list(
+        &client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(crds.is_empty(), "check mode created {} CRDs", crds.len());
+
+    let first = up(&[]);
     assert_eq!(first.code, 0);
     for task in [
         "TASK [Gathering Facts]",
@@ -163,7 +181,7 @@ async fn up_converges_and_a_second_up_changes_nothing() {
         assert!(recap(&first.out, h).contains("failed=0"), "{}", first.out);
     }
 
-    let second = up();
+    let second = up(&[]);
     assert_eq!(second.code, 0);
     for h in hosts.iter().chain(&["localhost"]) {
         let line = recap(&second.out, h);
