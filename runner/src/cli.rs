@@ -55,6 +55,7 @@ pub enum Command {
     /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
     Play(commands::play::PlayArgs),
     Prepare(commands::prepare::PrepareArgs),
+    Up(commands::up::UpArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
             Command::Play(args) => commands::play::run(args, out).await,
             Command::Prepare(args) => commands::prepare::run(args, out).await,
+            Command::Up(args) => commands::up::run(args, out).await,
         }
     })
 }

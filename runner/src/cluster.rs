@@ -123,6 +123,25 @@ pub async fn connect(
     ssh: &ConnectArgs,
     out: &Output,
 ) -> Result<Cluster, Failure> {
+    let kubeconfig = kubeconfig_file(args, stack, inventory, ssh, out).await?;
+    let target = Target {
+        kubeconfig,
+        context: args.context.clone(),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+    };
+    Ok(rookery_kube::connect(&target).await?)
+}
+
+/// The kubeconfig file [`connect`] uses (fetched first when the flags or the stack say so);
+/// `None` means `KUBECONFIG`, then `~/.kube/config`. The playbook `kubeconfig` module calls
+/// this too, so `rookery up` and `rookery apply` reach the cluster the same way.
+pub async fn kubeconfig_file(
+    args: &ClusterArgs,
+    stack: Option<&Stack>,
+    inventory: Option<&Inventory>,
+    ssh: &ConnectArgs,
+    out: &Output,
+) -> Result<Option<PathBuf>, Failure> {
     let from_stack = stack.and_then(|s| s.kubeconfig.as_ref());
     let explicit = args.kubeconfig.is_some() || std::env::var_os("KUBECONFIG").is_some();
     let fetch = match (&args.kubeconfig_from, from_stack) {
@@ -163,12 +182,7 @@ pub async fn connect(
         }
         None => args.kubeconfig.clone(),
     };
-    let target = Target {
-        kubeconfig,
-        context: args.context.clone(),
-        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
-    };
-    Ok(rookery_kube::connect(&target).await?)
+    Ok(kubeconfig)
 }
 
 /// Read `path` (default K3s's) on `host` through its agent — with the host's become, since

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod connect;
 pub mod error;
 pub mod exit;
+pub mod kube_modules;
 pub mod output;
 pub mod probe;
 pub mod report;

@@ -585,3 +585,65 @@ fn the_shipped_agent_has_no_test_hooks() {
     );
     assert!(!rookery_tests::bins::has_test_hooks(&agent));
 }
+
+/// `prepare --stack`: the devices come from the stack's node for this host (found by its
+/// hostname), with the stack's `wipe`; the inventory's `rookery_devices` is not read, so a
+/// device only the inventory names is never touched.
+#[test]
+fn prepare_with_stack_takes_exactly_the_stack_devices() {
+    if !ready(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = LoopDevice::new(6 * GIB);
+    let b = LoopDevice::new(6 * GIB);
+    let only_inventory = LoopDevice::new(6 * GIB);
+    let bystander = LoopDevice::bystander().unwrap();
+    sh(&format!("mkfs.ext4 -q -F {}", a.path_str()));
+    sh(&format!("mkfs.ext4 -q -F {}", only_inventory.path_str()));
+    let inv = local_inventory(
+        dir.path(),
+        &format!(
+            "rookery_devices: [{{name: {}, wipe: true}}]",
+            only_inventory.path_str()
+        ),
+    );
+    let lab = rookery_tests::bins::repo_root().join("stacks/lab-3node/stack.yaml");
+    let text = std::fs::read_to_string(lab).unwrap();
+    let start = text.find("    nodes:\n").unwrap();
+    let end = text.find("storageClasses:").unwrap();
+    let stack = dir.path().join("stack.yaml");
+    std::fs::write(
+        &stack,
+        format!(
+            "{}    nodes:\n      - name: {}\n        devices:\n          - {{ name: {}, wipe: true }}\n          - {{ name: {} }}\n{}",
+            &text[..start],
+            sh("uname -n").to_lowercase(),
+            a.path_str(),
+            b.path_str(),
+            &text[end..]
+        ),
+    )
+    .unwrap();
+    let untouched = Untouched::snapshot([only_inventory.path(), b.path(), bystander.path()]);
+    let r = run(local_cmd(
+        &inv,
+        dir.path(),
+        &["--wipe", "--stack", stack.to_str().unwrap()],
+    ));
+    untouched.assert_unchanged();
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.json);
+    assert_eq!(r.action("localhost", &a.path_str()), "wiped", "{}", r.json);
+    assert_eq!(r.action("localhost", &b.path_str()), "ok", "{}", r.json);
+    assert_eq!(wipefs(&a.path_str()), "");
+    assert!(wipefs(&only_inventory.path_str()).contains("ext4"));
+    let entries = r.json["plan"][0]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries[0]["selected_by"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("cephCluster.storage.nodes[0].devices[0]"),
+        "{entries:?}"
+    );
+}

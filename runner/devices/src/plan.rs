@@ -257,7 +257,7 @@ pub fn render_plan(plans: &[HostPlan], verbose: bool) -> String {
     };
     let mut out = String::new();
     if rows.is_empty() {
-        out.push_str("no devices selected (set rookery_devices on the hosts)\n");
+        out.push_str("no devices selected (set rookery_devices on the hosts, or name them in the stack with --stack)\n");
     } else {
         out.push_str(&line(header.to_vec()));
         for r in &rows {

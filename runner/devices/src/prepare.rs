@@ -158,15 +158,23 @@ pub async fn probe_plan<A: AgentCalls>(
     include_loop: bool,
     consent: bool,
 ) -> Result<HostPlan, PrepareError> {
+    let facts = probe_facts(agent, host, include_loop).await?;
+    Ok(plan_host(host, &facts, selections, include_loop, consent))
+}
+
+/// The host's facts, fresh from its agent (what [`probe_plan`] plans from).
+pub async fn probe_facts<A: AgentCalls>(
+    agent: &A,
+    host: &str,
+    include_loop: bool,
+) -> Result<rookery_proto::HostFacts, PrepareError> {
     let req = Request::Probe(ProbeRequest {
         include_loop,
         only: vec![],
         io_timeout_secs: None,
     });
     match agent.call(req, &mut |_| {}).await {
-        Ok(Response::Probe(facts)) => {
-            Ok(plan_host(host, &facts, selections, include_loop, consent))
-        }
+        Ok(Response::Probe(facts)) => Ok(*facts),
         Ok(Response::Error(e)) => Err(PrepareError::Agent {
             host: host.to_string(),
             op: "probe",

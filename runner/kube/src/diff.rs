@@ -79,6 +79,9 @@ pub struct DiffOptions {
     pub force_conflicts: bool,
     pub secrets_base: std::path::PathBuf,
     pub concurrency: usize,
+    /// Only these stages (a playbook `storage_stack` task in check mode); all when `None`.
+    /// What a prune would delete is listed only for the whole stack.
+    pub stages: Option<Vec<Stage>>,
 }
 
 /// Drop what the server manages, so only what a user or Rookery set is compared.
@@ -267,7 +270,11 @@ pub async fn diff(
             missing_ns.insert(o.id.name.clone());
         }
     }
-    let mut objects: Vec<DiffEntry> = stream::iter(desired.objects.iter())
+    let selected = desired
+        .objects
+        .iter()
+        .filter(|o| opts.stages.as_ref().is_none_or(|s| s.contains(&o.stage)));
+    let mut objects: Vec<DiffEntry> = stream::iter(selected)
         .map(|o| diff_one(&resolver, o, &set_id, opts, &missing_ns))
         .buffered(opts.concurrency.max(1))
         .collect::<Vec<_>>()
@@ -295,6 +302,7 @@ pub async fn diff(
         namespace: Some(applyset::PARENT_NAMESPACE.into()),
     };
     let prune = match get_json(&resolver, &parent).await? {
+        Some(_) if opts.stages.is_some() => Vec::new(),
         Some(p) => {
             let (gks, nss) = applyset::recorded(&p);
             engine::prune_candidates(&resolver, desired, &set_id, &gks, &nss, &Silent).await?

@@ -389,3 +389,80 @@ impl<'a> Waiter<'a> {
         Ok(Health::Ready { note: None })
     }
 }
+
+/// Wait until `judge` says the object (None: it does not exist) is ready, on the same watch
+/// the stage waits use; the playbook `k8s` module's `wait`/`wait_condition` and its wait for
+/// deletion. A timeout names the object and its last state, as a stage timeout does.
+pub async fn wait_until(
+    resolver: &Resolver,
+    id: &ObjectRef,
+    what: &'static str,
+    timeout: Duration,
+    mut judge: impl FnMut(Option<&Value>) -> Health + Send,
+) -> Result<Option<String>, KubeError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last;
+    let mut failing_since: Option<Instant> = None;
+    let mut watch = resolver.api_for(id).await?.map(|api| {
+        watcher::watch_object(api, &id.name)
+            .default_backoff()
+            .boxed()
+    });
+    let mut live = get_json(resolver, id).await?;
+    loop {
+        match judge(live.as_ref()) {
+            Health::Ready { note } => return Ok(note),
+            Health::Failed { reason } => {
+                return Err(KubeError::WaitFailed {
+                    stage: what,
+                    object: id.clone(),
+                    reason,
+                    hint: hint_for(id),
+                });
+            }
+            Health::Failing { reason, grace_secs } => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(grace_secs) {
+                    return Err(KubeError::WaitFailed {
+                        stage: what,
+                        object: id.clone(),
+                        reason: format!("{reason} (for {} s)", since.elapsed().as_secs()),
+                        hint: hint_for(id),
+                    });
+                }
+                last = reason;
+            }
+            Health::Progressing { reason, .. } => {
+                failing_since = None;
+                last = reason;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(KubeError::WaitTimeout {
+                stage: what,
+                after: timeout,
+                blockers: vec![Blocker {
+                    object: id.clone(),
+                    last,
+                }],
+            });
+        }
+        let tick = tokio::time::sleep_until(
+            deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+        );
+        match watch.as_mut() {
+            Some(w) => tokio::select! {
+                event = w.next() => match event {
+                    Some(Ok(obj)) => live = obj.and_then(|o| serde_json::to_value(o).ok()),
+                    Some(Err(_)) => {}
+                    None => watch = None,
+                },
+                _ = tick => {}
+            },
+            None => {
+                tick.await;
+                live = get_json(resolver, id).await?;
+            }
+        }
+    }
+}

@@ -640,8 +640,14 @@ fn parse_task(
     }
     let args = Value::Object(args);
     if let Some(m) = registry.get(&module) {
+        // The task's name too: a playbook of many `k8s` tasks needs more than the key path.
+        let task = kw
+            .name
+            .as_ref()
+            .map(|n| format!("task `{n}`: "))
+            .unwrap_or_default();
         m.check_args(&args)
-            .map_err(|e| doc.error(&args_path, format!("module `{module}`: {e}")))?;
+            .map_err(|e| doc.error(&args_path, format!("{task}module `{module}`: {e}")))?;
     }
     if kw.loop_.is_some() && kw.with_items.is_some() {
         return Err(doc.error(path, "use either `loop` or `with_items`, not both"));

@@ -14,7 +14,9 @@ fn shipped_playbooks_parse() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if !path.is_file() || !is_yaml {
+        // site.yaml uses the cluster modules the runner registers; the runner checks it
+        // (`commands::up` tests).
+        if !path.is_file() || !is_yaml || path.ends_with("site.yaml") {
             continue;
         }
         let pb = load_playbook(&path, &Registry::builtin())

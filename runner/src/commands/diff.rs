@@ -56,6 +56,7 @@ pub async fn run(args: DiffArgs, out: Output) -> ExitCode {
         force_conflicts: args.force_conflicts,
         secrets_base: p.stack_dir.clone(),
         concurrency: 16,
+        stages: None,
     };
     let report = match rookery_kube::diff::diff(&cluster, &desired, &opts).await {
         Ok(r) => r,

@@ -9,3 +9,4 @@ pub mod play;
 pub mod prepare;
 pub mod probe;
 pub mod render;
+pub mod up;

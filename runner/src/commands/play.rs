@@ -79,8 +79,27 @@ pub struct PlayArgs {
 }
 
 pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
-    let registry = Arc::new(Registry::builtin());
-    let playbook = match load_playbook(&args.playbook, &registry) {
+    run_playbook(args, out, None).await
+}
+
+/// Run a playbook: the file `args.playbook`, or `text` under that name (`rookery up`'s
+/// built-in `site.yaml`). The cluster modules (`k8s`, `k8s_info`, `kubeconfig`,
+/// `storage_stack`) are registered here, from the runner (see `kube_modules`).
+pub async fn run_playbook(args: PlayArgs, out: Output, text: Option<&str>) -> ExitCode {
+    // Stage progress as plain lines on stderr: the play's own progress line owns the TTY.
+    let progress = crate::cluster::Progress::new(Output {
+        progress: false,
+        ..out
+    });
+    let env = crate::kube_modules::KubeEnv::new(args.connect.clone(), out, Arc::new(progress));
+    let mut registry = Registry::builtin();
+    crate::kube_modules::register(&mut registry, &env);
+    let registry = Arc::new(registry);
+    let loaded = match text {
+        Some(t) => rookery_playbook::parse_playbook(t, &args.playbook, &registry),
+        None => load_playbook(&args.playbook, &registry),
+    };
+    let playbook = match loaded {
         Ok(p) => p,
         Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
@@ -96,9 +115,10 @@ pub async fn run(args: PlayArgs, out: Output) -> ExitCode {
         }
     }
     let inventory = match Inventory::load(&args.inventory) {
-        Ok(i) => i,
+        Ok(i) => Arc::new(i),
         Err(e) => return ExitCode::from(crate::error::report(&e)),
     };
+    env.set_inventory(args.inventory.clone(), inventory.clone());
     if !out.quiet {
         for w in inventory.warnings() {
             eprintln!("warning: {w}");

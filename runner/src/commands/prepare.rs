@@ -51,6 +51,11 @@ pub struct PrepareArgs {
     /// Only hosts matching this Ansible host pattern.
     #[arg(long, short = 'l', value_name = "PATTERN")]
     pub limit: Option<String>,
+    /// Take the devices from this stack file (its nodes, devices and `wipe`, or its
+    /// deviceSelection), resolved exactly as `rookery plan` resolves them, instead of the
+    /// `rookery_devices` inventory variable.
+    #[arg(long, value_name = "FILE")]
+    pub stack: Option<PathBuf>,
     /// Show the exact plan and each node's verdict; change nothing.
     #[arg(long)]
     pub check: bool,
@@ -143,6 +148,44 @@ fn confirm(text: &str) -> bool {
         Ok(_) => line.trim() == "yes",
         Err(_) => false,
     }
+}
+
+/// Each host's devices from the stack: the plan's matcher over every probed host, then the
+/// devices it put on each host's node (see `rookery_stack::hosts::prepare_selections`).
+fn stack_selections(
+    stack: &rookery_stack::Stack,
+    path: &std::path::Path,
+    inv: &Inventory,
+    hosts: &[Host],
+    probes: &[crate::probe::HostProbe],
+) -> Result<Vec<Vec<devices::spec::Selection>>, (u8, String)> {
+    let facts: Vec<(String, rookery_proto::HostFacts)> = probes
+        .iter()
+        .filter_map(|p| p.facts().map(|f| (p.host.clone(), f.clone())))
+        .collect();
+    let cluster =
+        crate::kube_modules::stack_plan(stack, path, inv, &facts).map_err(|m| (exit::INPUT, m))?;
+    let unknown: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.matched == rookery_stack::hosts::NodeMatch::Unknown)
+        .map(|n| format!("{} (`{}`)", n.path, n.name))
+        .collect();
+    if !unknown.is_empty() {
+        return Err((
+            exit::VALIDATION,
+            format!(
+                "{}: stack node(s) {} match no inventory host (by hostname or name); nothing \
+                 was done on any host",
+                path.display(),
+                unknown.join(", ")
+            ),
+        ));
+    }
+    Ok(hosts
+        .iter()
+        .map(|h| rookery_stack::hosts::prepare_selections(&cluster, &h.name))
+        .collect())
 }
 
 /// Connects to one host and runs the shared prepare flow on it.
@@ -281,15 +324,24 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
     if args.check && args.wipe && !out.quiet {
         eprintln!("note: --check changes nothing; --wipe only shows what would be wiped");
     }
-    let (_inv, hosts) = match load(&args) {
+    let (inv, hosts) = match load(&args) {
         Ok(x) => x,
         Err((c, m)) => return fail(c, m),
     };
+    let stack: Option<rookery_stack::Stack> = match &args.stack {
+        Some(p) => match rookery_stack::yaml::load(p) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(exit::INPUT, error_chain(&e)),
+        },
+        None => None,
+    };
     let mut selections = Vec::new();
-    for h in &hosts {
-        match parse_host_specs(&h.name, h.vars.get(VAR)) {
-            Ok(s) => selections.push(s),
-            Err(e) => return fail(exit::INPUT, e.to_string()),
+    if stack.is_none() {
+        for h in &hosts {
+            match parse_host_specs(&h.name, h.vars.get(VAR)) {
+                Ok(s) => selections.push(s),
+                Err(e) => return fail(exit::INPUT, e.to_string()),
+            }
         }
     }
     if hosts.is_empty() {
@@ -310,6 +362,13 @@ pub async fn run(args: PrepareArgs, out: Output) -> ExitCode {
         &mut |_| {},
     )
     .await;
+
+    if let (Some(stack), Some(path)) = (&stack, &args.stack) {
+        match stack_selections(stack, path, &inv, &hosts, &probes) {
+            Ok(s) => selections = s,
+            Err((c, m)) => return fail(c, m),
+        }
+    }
 
     let interactive = std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()

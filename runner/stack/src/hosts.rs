@@ -226,6 +226,10 @@ pub struct PlannedDevice {
     pub size_bytes: Option<u64>,
     #[serde(flatten)]
     pub state: DeviceState,
+    /// The stack (or `rookery_devices`) entry allows wiping it (`wipe: true`); what
+    /// `rookery prepare --stack` passes on as consent-to-ask.
+    #[serde(skip)]
+    pub wipe: bool,
 }
 
 impl PlannedDevice {
@@ -416,6 +420,7 @@ pub fn plan_cluster(
                         class_source: ClassSource::Unknown,
                         size_bytes: None,
                         state: DeviceState::Unverified,
+                        wipe: sel.wipe,
                     }),
                     _ => {
                         if !inventory_without_facts.contains(&host.name) {
@@ -564,6 +569,11 @@ fn plan_inventory_devices(host: &HostInput, facts: &HostFacts) -> Vec<PlannedDev
                     candidates: problem.candidates,
                 }
             },
+            wipe: host
+                .devices
+                .iter()
+                .find(|s| s.origin == problem.origin)
+                .is_some_and(|s| s.wipe),
         });
     }
     devices
@@ -636,6 +646,7 @@ fn plan_stack_device(
             class_source,
             size_bytes: None,
             state: DeviceState::Unverified,
+            wipe,
         };
     };
     let selector = Selector::Name(name.to_string());
@@ -648,6 +659,7 @@ fn plan_stack_device(
         class_source,
         size_bytes: None,
         state,
+        wipe,
     };
     match devsel::resolve_named(facts, &selector) {
         Resolution::One(_, dev) => {
@@ -701,7 +713,37 @@ fn planned_from_probe(
         class_source,
         size_bytes: Some(dev.size_bytes),
         state,
+        wipe,
     }
+}
+
+/// The devices `rookery prepare --stack` (and the `prepare_devices` module's `stack:`) prepare
+/// on inventory host `host`: every device the plan put on that host's node, named by the
+/// stable id the plan resolved (or, when it could not resolve one, by what the stack asked
+/// for, so the prepare plan reports the same missing or ambiguous device), with the entry's
+/// `wipe`. The origin is the stack key path, so errors point into the stack.
+pub fn prepare_selections(cluster: &PlannedCluster, host: &str) -> Vec<Selection> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.host() == Some(host))
+        .flat_map(|n| n.devices.iter())
+        .map(|d| {
+            let name = match (&d.state, &d.kernel_name) {
+                (
+                    DeviceState::Missing | DeviceState::Ambiguous { .. } | DeviceState::Unverified,
+                    _,
+                )
+                | (_, None) => d.requested.clone(),
+                _ => d.id.clone(),
+            };
+            Selection {
+                selector: Selector::Name(name),
+                wipe: d.wipe,
+                origin: d.path.clone(),
+            }
+        })
+        .collect()
 }
 
 /// `6.8.0-45-generic` -> (6, 8).

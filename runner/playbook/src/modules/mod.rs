@@ -16,7 +16,7 @@ mod debug;
 mod file;
 mod files;
 mod prepare_devices;
-pub use prepare_devices::SessionCalls;
+pub use prepare_devices::{PrepareDevicesModule, SessionCalls, StackDevices};
 mod probe;
 mod set_fact;
 mod wait_for;
@@ -237,7 +237,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register(Arc::new(probe::ProbeModule));
-        r.register(Arc::new(prepare_devices::PrepareDevicesModule));
+        r.register(Arc::new(prepare_devices::PrepareDevicesModule::default()));
         r.register(Arc::new(command::CommandModule { shell: false }));
         r.register(Arc::new(command::CommandModule { shell: true }));
         r.register(Arc::new(files::CopyModule { template: false }));

@@ -5,6 +5,7 @@
 //! ```yaml
 //! - prepare_devices:
 //!     devices: "{{ rookery_devices }}"   # default: the host's rookery_devices
+//!     stack: stacks/lab/stack.yaml        # or: the devices the stack puts on this host
 //!     wipe: true                          # consent for entries with `wipe: true` (= --wipe)
 //!     include_loop: false
 //!     discard: false
@@ -31,11 +32,24 @@ use super::{
 use rookery_devices as devices;
 
 use devices::audit::{AuditLog, default_path, new_run_id};
+use devices::plan::plan_host;
 use devices::plan::{HostPlan, PlannedAction};
 use devices::prepare::{
-    AgentCalls, HostStatus, PrepareError, PrepareOptions, probe_plan, run_host,
+    AgentCalls, HostStatus, PrepareError, PrepareOptions, probe_facts, run_host,
 };
-use devices::spec::{VAR, parse_host_specs};
+use devices::spec::{Selection, VAR, parse_host_specs};
+
+/// Which devices a stack file puts on a host (`prepare_devices: {stack: FILE}`). The runner
+/// fills it with the matcher `rookery plan` uses, so this crate needs no stack model.
+pub trait StackDevices: Send + Sync {
+    /// The host's OSD devices in the stack at `stack`, given its fresh facts.
+    fn selections(
+        &self,
+        stack: &std::path::Path,
+        host: &str,
+        facts: &rookery_proto::HostFacts,
+    ) -> Result<Vec<Selection>, String>;
+}
 
 /// The agent session as the prepare flow's [`AgentCalls`] (`rookery prepare` uses it too).
 pub struct SessionCalls<'a>(pub &'a AgentSession);
@@ -63,13 +77,26 @@ fn module_error(e: PrepareError) -> ModuleError {
     }
 }
 
-pub struct PrepareDevicesModule;
+#[derive(Default)]
+pub struct PrepareDevicesModule {
+    stack_devices: Option<std::sync::Arc<dyn StackDevices>>,
+}
+
+impl PrepareDevicesModule {
+    /// The module with `stack:` support.
+    pub fn with_stack_devices(s: std::sync::Arc<dyn StackDevices>) -> Self {
+        PrepareDevicesModule {
+            stack_devices: Some(s),
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Args {
     #[serde(default)]
     devices: Option<Value>,
+    stack: Option<String>,
     wipe: Option<Flex>,
     include_loop: Option<Flex>,
     discard: Option<Flex>,
@@ -95,7 +122,24 @@ impl Module for PrepareDevicesModule {
                 .transpose()?
                 .unwrap_or(false))
         };
+        let stack = match a.stack.filter(|s| !s.trim().is_empty()) {
+            None => None,
+            Some(_) if a.devices.is_some() => {
+                return Err(ModuleError::Args(
+                    "give either `devices` or `stack`, not both".into(),
+                ));
+            }
+            Some(path) => match &self.stack_devices {
+                Some(s) => Some((std::path::PathBuf::from(path), s.clone())),
+                None => {
+                    return Err(ModuleError::Args(
+                        "`stack` needs the rookery runner (it reads the stack file)".into(),
+                    ));
+                }
+            },
+        };
         Ok(Box::new(PrepareDevicesAction {
+            stack,
             wipe: flag(&a.wipe, "wipe")?,
             include_loop: flag(&a.include_loop, "include_loop")?,
             discard: flag(&a.discard, "discard")?,
@@ -109,6 +153,7 @@ impl Module for PrepareDevicesModule {
 
 struct PrepareDevicesAction {
     devices: Option<Value>,
+    stack: Option<(std::path::PathBuf, std::sync::Arc<dyn StackDevices>)>,
     wipe: bool,
     include_loop: bool,
     discard: bool,
@@ -136,12 +181,27 @@ fn sig_text(o: &[rookery_proto::Signature]) -> String {
 impl Action for PrepareDevicesAction {
     async fn query(&mut self, ctx: &ModuleCtx<'_>) -> Result<Query, ModuleError> {
         let agent = SessionCalls(ctx.agent()?);
-        let spec_value = self.devices.clone().or_else(|| ctx.vars.get(VAR).cloned());
-        let selections = parse_host_specs(ctx.host, spec_value.as_ref())
-            .map_err(|e| ModuleError::Args(e.to_string()))?;
-        let plan = probe_plan(&agent, ctx.host, &selections, self.include_loop, self.wipe)
+        let facts = probe_facts(&agent, ctx.host, self.include_loop)
             .await
             .map_err(module_error)?;
+        let selections = match &self.stack {
+            Some((path, source)) => {
+                let path = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    ctx.playbook_dir.join(path)
+                };
+                source
+                    .selections(&path, ctx.host, &facts)
+                    .map_err(ModuleError::Failed)?
+            }
+            None => {
+                let spec_value = self.devices.clone().or_else(|| ctx.vars.get(VAR).cloned());
+                parse_host_specs(ctx.host, spec_value.as_ref())
+                    .map_err(|e| ModuleError::Args(e.to_string()))?
+            }
+        };
+        let plan = plan_host(ctx.host, &facts, &selections, self.include_loop, self.wipe);
         if let Some(p) = plan.problems.first() {
             return Err(ModuleError::Prepare(PrepareError::Plan {
                 host: ctx.host.to_string(),
