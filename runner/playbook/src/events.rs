@@ -132,6 +132,11 @@ pub enum RunEvent {
     PlayEnd {
         name: String,
     },
+    /// `any_errors_fatal`: these hosts failed or were unreachable, so nothing more runs.
+    Aborted {
+        play: String,
+        hosts: Vec<String>,
+    },
     Recap {
         hosts: BTreeMap<String, HostStats>,
         /// Why each unreachable host was unreachable.

@@ -218,16 +218,24 @@ impl Executor {
         let groups_value = serde_json::to_value(&groups).unwrap_or(Value::Null);
         let result = async {
             for play in &pb.plays {
-                self.run_play(
-                    play,
-                    source,
-                    &groups_value,
-                    &mut stats,
-                    &mut memory,
-                    &mut dead,
-                    &mut failed,
-                )
-                .await?;
+                let fatal = self
+                    .run_play(
+                        play,
+                        source,
+                        &groups_value,
+                        &mut stats,
+                        &mut memory,
+                        &mut dead,
+                        &mut failed,
+                    )
+                    .await?;
+                if !fatal.is_empty() {
+                    self.reporter.event(&RunEvent::Aborted {
+                        play: play.name.clone(),
+                        hosts: fatal,
+                    });
+                    break;
+                }
             }
             Ok::<(), ExecError>(())
         }
@@ -268,7 +276,7 @@ impl Executor {
         memory: &mut HashMap<String, HostMemory>,
         dead: &mut BTreeSet<String>,
         failed: &mut BTreeSet<String>,
-    ) -> Result<(), ExecError> {
+    ) -> Result<Vec<String>, ExecError> {
         let play_err = |detail: String| ExecError::Play {
             play: play.name.clone(),
             location: play.location.to_string(),
@@ -302,7 +310,7 @@ impl Executor {
             self.reporter.event(&RunEvent::PlayEnd {
                 name: play.name.clone(),
             });
-            return Ok(());
+            return Ok(Vec::new());
         }
         for h in &hosts {
             stats.entry(h.name.clone()).or_default();
@@ -372,6 +380,7 @@ impl Executor {
                 if idx.is_empty() {
                     break;
                 }
+                let alive_before: Vec<usize> = idx.clone();
                 self.run_task(
                     &pctx,
                     task,
@@ -383,6 +392,23 @@ impl Executor {
                     failed,
                 )
                 .await;
+                if play.any_errors_fatal {
+                    let lost: Vec<String> = alive_before
+                        .iter()
+                        .filter(|&&i| !states[i].alive)
+                        .map(|&i| states[i].target.name.clone())
+                        .collect();
+                    if !lost.is_empty() {
+                        for s in &states {
+                            memory.entry(s.target.name.clone()).or_default().facts =
+                                s.facts.clone();
+                        }
+                        self.reporter.event(&RunEvent::PlayEnd {
+                            name: play.name.clone(),
+                        });
+                        return Ok(lost);
+                    }
+                }
             }
             // Handlers, in definition order, on the hosts that notified them.
             for h in &play.handlers {
@@ -412,7 +438,7 @@ impl Executor {
         self.reporter.event(&RunEvent::PlayEnd {
             name: play.name.clone(),
         });
-        Ok(())
+        Ok(Vec::new())
     }
 
     #[allow(clippy::too_many_arguments)]

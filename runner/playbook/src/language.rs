@@ -48,6 +48,9 @@ pub struct Play {
     /// Batch sizes; the last one repeats. Empty = all hosts at once.
     pub serial: Vec<Serial>,
     pub gather_facts: bool,
+    /// A failed or unreachable host stops the whole run after the task it failed in: no
+    /// later task or play runs on any host (a bring-up must not go on with a host missing).
+    pub any_errors_fatal: bool,
     pub tags: Vec<String>,
     pub check_mode: Option<bool>,
     pub tasks: Vec<Task>,
@@ -205,6 +208,8 @@ struct RawPlay {
     serial: Option<SerialSpec>,
     #[serde(default, deserialize_with = "flex_bool_opt")]
     gather_facts: Option<bool>,
+    #[serde(default, deserialize_with = "flex_bool_opt")]
+    any_errors_fatal: Option<bool>,
     #[serde(default)]
     tags: StrList,
     #[serde(default, deserialize_with = "flex_bool_opt")]
@@ -523,6 +528,7 @@ fn parse_play(
         serial,
         // Ansible gathers facts unless told not to; same default so shared playbooks agree.
         gather_facts: raw.gather_facts.unwrap_or(true),
+        any_errors_fatal: raw.any_errors_fatal.unwrap_or(false),
         tags: raw.tags.into_vec(),
         check_mode: raw.check_mode,
         tasks,

@@ -375,6 +375,52 @@ async fn failing_and_unreachable_hosts_leave_others_running() {
     assert_eq!(retry.into_iter().collect::<Vec<_>>(), vec!["bad", "gone"]);
 }
 
+/// `any_errors_fatal` on a play: an unreachable host stops the whole run after that task —
+/// no later task on the healthy hosts, no later play (the bring-up must not reach the
+/// cluster with a host missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_errors_fatal_stops_the_run() {
+    let Some(agent) = require_agent() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let inv = format!(
+        r#"all:
+  hosts:
+    good:
+      ansible_connection: local
+    gone:
+      ansible_host: 127.0.0.1
+      ansible_port: 1
+  vars:
+    d: {}
+"#,
+        dir.display()
+    );
+    let pb = r#"
+- hosts: all
+  any_errors_fatal: true
+  gather_facts: false
+  tasks:
+    - name: first
+      command: touch {{ d }}/first-{{ inventory_hostname }}
+    - name: second
+      command: touch {{ d }}/second-{{ inventory_hostname }}
+- hosts: good
+  gather_facts: false
+  tasks:
+    - name: later play
+      command: touch {{ d }}/later
+"#;
+    let r = run(&agent, dir, &inv, pb, |_| {}).await;
+    assert!(dir.join("first-good").exists());
+    assert!(!dir.join("second-good").exists(), "the run went on");
+    assert!(!dir.join("later").exists(), "a later play ran");
+    assert!(r.summary.unreachable_hosts.contains_key("gone"));
+    assert!(r.events.iter().any(
+        |e| matches!(e, RunEvent::Aborted { hosts, .. } if hosts == &vec!["gone".to_string()])
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_errors_name_task_and_variable() {
     let Some(agent) = require_agent() else { return };

@@ -514,6 +514,17 @@ impl Reporter for HumanReporter {
             RunEvent::NoHosts { .. } => {
                 self.print(&st, "skipping: no hosts matched\n");
             }
+            RunEvent::Aborted { play, hosts } => {
+                // Printed even under -q: it is why the rest of the run did not happen.
+                self.print(
+                    &st,
+                    &format!(
+                        "\nNO MORE HOSTS LEFT: {} failed or could not be reached in `{play}` \
+                         (any_errors_fatal); nothing after it ran\n",
+                        hosts.join(", ")
+                    ),
+                );
+            }
             RunEvent::TaskStart {
                 name,
                 module,
