@@ -55,6 +55,11 @@ pub enum Command {
     /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
     Play(commands::play::PlayArgs),
     Prepare(commands::prepare::PrepareArgs),
+    /// Velero backups without the velero CLI: create (and wait), list, describe.
+    Backup(commands::backup::BackupCli),
+    /// Velero restores: restore a backup, optionally into other namespaces.
+    Restore(commands::restore::RestoreCli),
+    Drill(Box<commands::drill::DrillCli>),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +98,9 @@ pub fn main() -> ExitCode {
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
             Command::Play(args) => commands::play::run(args, out).await,
             Command::Prepare(args) => commands::prepare::run(args, out).await,
+            Command::Backup(args) => commands::backup::run(args, out).await,
+            Command::Restore(args) => commands::restore::run(args, out).await,
+            Command::Drill(args) => commands::drill::run(*args, out).await,
         }
     })
 }

@@ -8,6 +8,7 @@
 //!   recorded as an ApplySet ([`applyset`]) and optionally pruned.
 //! - [`diff`]: what `apply` would change, from server-side dry runs.
 //!
+//! - [`drill`]: a restore checked object by object against its backup and the source.
 //! - [`velero`]: Velero's Backups, Restores, storage locations and Schedules, read and created.
 //!
 //! The logic that decides (health, immutable fields, the ApplySet record) is plain functions
@@ -20,6 +21,7 @@
 pub mod applyset;
 pub mod connect;
 pub mod diff;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -907,6 +907,93 @@ fn truncate(s: &str, n: usize) -> &str {
     }
 }
 
+/// The objects a backup holds: Velero's resource list, fetched through a DownloadRequest and
+/// its pre-signed URL (curl, bounded in time and size; the URL is passed on stdin so it is
+/// never in a process list, and never shown).
+pub async fn fetch_resource_list(
+    cluster: &Cluster,
+    namespace: &str,
+    backup: &str,
+    timeout: Duration,
+) -> Result<Vec<BackedUpItem>, KubeError> {
+    let url = download_url(
+        cluster,
+        namespace,
+        DownloadKind::BackupResourceList,
+        backup,
+        timeout,
+    )
+    .await?;
+    let object = format!("the resource list of Backup {namespace}/{backup}");
+    let fail = |reason: String| KubeError::VeleroFailed {
+        object: object.clone(),
+        phase: "not downloaded".into(),
+        reason,
+    };
+    let bytes = curl_get(&url, timeout).await.map_err(fail)?;
+    parse_resource_list(&bytes).map_err(fail)
+}
+
+async fn curl_get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "--connect-timeout",
+            "10",
+            "--max-filesize",
+            "67108864",
+        ])
+        .arg("--max-time")
+        .arg(timeout.as_secs().max(1).to_string())
+        .args(["--config", "-"])
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let line = format!(
+            "url = \"{}\"\n",
+            url.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("cannot talk to curl: {e}"))?;
+    }
+    let out = tokio::time::timeout(timeout + Duration::from_secs(5), child.wait_with_output())
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer from the object store within {} s",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|e| format!("curl: {e}"))?;
+    if !out.status.success() {
+        // curl's message names the host at most; a query string (the signature) is cut.
+        let msg = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        return Err(format!(
+            "downloading from the object store failed (curl exit {}): {msg}; the object store \
+             must be reachable from here at the address Velero signs (the location's \
+             `publicUrl`, else `s3Url`)",
+            out.status.code().unwrap_or(-1)
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// One object a backup holds, from its resource list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
