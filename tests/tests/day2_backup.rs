@@ -314,12 +314,13 @@ async fn backup_restore_and_drill_against_real_velero() {
         .unwrap()
         .to_string();
 
-    // "tampered-value", base64; applied over the restored copy's password only.
+    // "tampered-value", base64, over the restored password. `raw` is applied unchanged: the
+    // restored copy keeps the source's managed fields, so this field manager owns it.
     objects::apply(
         &client,
         &json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "db", "namespace": scratch},
-                "data": {"password": "dGFtcGVyZWQtdmFsdWU="}}),
+                "data": {"password": "dGFtcGVyZWQtdmFsdWU=", "raw": "/wD+"}}),
     )
     .await
     .unwrap();

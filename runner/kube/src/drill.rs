@@ -382,12 +382,15 @@ fn namespace_ref(name: &str) -> ObjectRef {
     }
 }
 
-/// Delete the scratch namespaces a restore created: only a namespace carrying that restore's
-/// label is touched. Returns the ones whose deletion was requested.
+/// Delete the scratch namespaces a restore created. Only a namespace that carries the
+/// restore's label, or was created at or after `created_since` (when the caller checked it
+/// did not exist before the restore), is touched: Velero creates a mapped namespace without
+/// its own label. Returns the ones whose deletion was requested.
 pub async fn delete_scratch_namespaces(
     cluster: &Cluster,
     names: &[String],
     restore: &str,
+    created_since: Option<SystemTime>,
 ) -> Result<Vec<String>, KubeError> {
     let resolver = Resolver::new(cluster.clone());
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
@@ -396,11 +399,20 @@ pub async fn delete_scratch_namespaces(
         let Some(ns) = get_json(&resolver, &namespace_ref(name)).await? else {
             continue;
         };
-        if ns
+        let labelled = ns
             .pointer("/metadata/labels")
             .and_then(|l| l.get(RESTORE_LABEL))
-            != Some(&Value::from(restore))
-        {
+            == Some(&Value::from(restore));
+        // Kubernetes timestamps have whole seconds: compare at that precision.
+        let created = ns
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_time);
+        let new = match (created, created_since) {
+            (Some(c), Some(since)) => c + Duration::from_secs(1) > since,
+            _ => false,
+        };
+        if !labelled && !new {
             continue;
         }
         cluster

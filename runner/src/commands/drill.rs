@@ -326,7 +326,13 @@ async fn drill(a: DrillArgs, out: &Output) -> Result<ExitCode, Failure> {
         (Vec::new(), mapping.values().cloned().collect())
     } else {
         let names: Vec<String> = mapping.values().cloned().collect();
-        let deleted = drill::delete_scratch_namespaces(&ctx.cluster, &names, &restore.name).await?;
+        let deleted = drill::delete_scratch_namespaces(
+            &ctx.cluster,
+            &names,
+            &restore.name,
+            Some(restore_started_at),
+        )
+        .await?;
         let kept = names.into_iter().filter(|n| !deleted.contains(n)).collect();
         (deleted, kept)
     };
