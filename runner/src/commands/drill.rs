@@ -437,17 +437,31 @@ fn print_report(r: &Report, out: &Output) -> ExitCode {
     );
     if let Some(v) = &r.verification {
         let n = |f: fn(&Outcome) -> bool| v.count(f);
+        let counts: Vec<String> = [
+            ("identical", n(|o| matches!(o, Outcome::Identical))),
+            ("bound", n(|o| matches!(o, Outcome::Bound))),
+            ("present", n(|o| matches!(o, Outcome::Present))),
+            (
+                "not compared",
+                n(|o| matches!(o, Outcome::NotCompared { .. })),
+            ),
+            ("skipped", n(|o| matches!(o, Outcome::Skipped { .. }))),
+            ("MISSING", n(|o| matches!(o, Outcome::Missing))),
+            ("DIFFER", n(|o| matches!(o, Outcome::Differs { .. }))),
+            ("NOT BOUND", n(|o| matches!(o, Outcome::NotBound { .. }))),
+        ]
+        .into_iter()
+        .filter(|(_, k)| *k > 0)
+        .map(|(w, k)| format!("{k} {w}"))
+        .collect();
         println!(
-            "Verified {} objects: {} identical, {} bound, {} present, {} not compared, {} skipped, {} missing, {} differ, {} not bound",
+            "Verified {} objects: {}",
             v.checks.len(),
-            n(|o| matches!(o, Outcome::Identical)),
-            n(|o| matches!(o, Outcome::Bound)),
-            n(|o| matches!(o, Outcome::Present)),
-            n(|o| matches!(o, Outcome::NotCompared { .. })),
-            n(|o| matches!(o, Outcome::Skipped { .. })),
-            n(|o| matches!(o, Outcome::Missing)),
-            n(|o| matches!(o, Outcome::Differs { .. })),
-            n(|o| matches!(o, Outcome::NotBound { .. })),
+            if counts.is_empty() {
+                "none in the mapped namespaces".to_string()
+            } else {
+                counts.join(", ")
+            }
         );
         for c in &v.checks {
             let detail = match &c.outcome {
