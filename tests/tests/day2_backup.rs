@@ -184,6 +184,14 @@ async fn backup_restore_and_drill_against_real_velero() {
             .any(|i| i["kind"] == "Secret" && i["name"] == "db" && i["namespace"] == "shop")
     );
 
+    let r = rookery(&kc, &["backup", "list"]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("shop-1 ") && l.contains("Completed")),
+        "{}",
+        r.stdout
+    );
     let list = json_of(&rookery(&kc, &["backup", "list", "-o", "json"]));
     assert!(
         list.as_array()
