@@ -367,6 +367,13 @@ async fn backup_restore_and_drill_against_real_velero() {
         json!(["data key `password` differs"])
     );
 
+    // A namespace that does not exist: Velero fails the backup, and its own error message
+    // (from the backup's results in the bucket) is shown.
+    let r = rookery(&kc, &["drill", "-n", "no-such-ns"]);
+    assert_eq!(r.code, 32);
+    assert!(r.stderr.contains("ended PartiallyFailed"), "{}", r.stderr);
+    assert!(r.stderr.contains("  Velero: "), "{}", r.stderr);
+
     // An RPO target the backup cannot meet fails the drill too.
     let r = rookery(&kc, &["drill", "-n", "shop", "--rpo", "0s"]);
     assert_eq!(r.code, 32);

@@ -994,6 +994,78 @@ async fn curl_get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
+/// Velero's per-item errors and warnings of a Backup or Restore (its `BackupResults` /
+/// `RestoreResults` file: gzip of `{"errors": {...}, "warnings": {...}}`, each grouping
+/// messages under `velero`, `cluster` and `namespaces.<ns>`), as
+/// `velero backup describe --details` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Results {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub async fn fetch_results(
+    cluster: &Cluster,
+    namespace: &str,
+    kind: Kind,
+    name: &str,
+    timeout: Duration,
+) -> Result<Results, KubeError> {
+    let target = if kind == Kind::Restore {
+        DownloadKind::RestoreResults
+    } else {
+        DownloadKind::BackupResults
+    };
+    let url = download_url(cluster, namespace, target, name, timeout).await?;
+    let object = format!("the results of {} {namespace}/{name}", kind.name());
+    let fail = |reason: String| KubeError::VeleroFailed {
+        object: object.clone(),
+        phase: "not downloaded".into(),
+        reason,
+    };
+    let bytes = curl_get(&url, timeout).await.map_err(fail)?;
+    parse_results(&bytes).map_err(fail)
+}
+
+pub fn parse_results(gz: &[u8]) -> Result<Results, String> {
+    use std::io::Read as _;
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(64 << 20)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("not gzip: {e}"))?;
+    let v: Value = serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))?;
+    let collect = |part: &Value| {
+        let mut out = Vec::new();
+        for scope in ["velero", "cluster"] {
+            for m in part
+                .get(scope)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = m.as_str() {
+                    out.push(m.to_string());
+                }
+            }
+        }
+        if let Some(nss) = part.get("namespaces").and_then(Value::as_object) {
+            for (ns, msgs) in nss {
+                for m in msgs.as_array().into_iter().flatten() {
+                    if let Some(m) = m.as_str() {
+                        out.push(format!("namespace {ns}: {m}"));
+                    }
+                }
+            }
+        }
+        out
+    };
+    Ok(Results {
+        errors: collect(&v["errors"]),
+        warnings: collect(&v["warnings"]),
+    })
+}
+
 /// One object a backup holds, from its resource list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -284,9 +284,44 @@ async fn create(ctx: &VeleroCtx, a: CreateArgs, out: &Output) -> ExitCode {
     if a.wait
         && let Err(e) = velero::backup_outcome(&b)
     {
-        return fail(Failure::from(e));
+        let mut f = Failure::from(e);
+        f.message
+            .push_str(&velero_errors(ctx, velero::Kind::Backup, &b.name, b.errors).await);
+        return fail(f);
     }
     ExitCode::from(exit::OK)
+}
+
+/// Velero's per-item errors of a Backup or Restore that reported some, one per line (the
+/// first 10), or a note why they could not be read.
+pub async fn velero_errors(ctx: &VeleroCtx, kind: velero::Kind, name: &str, errors: i64) -> String {
+    if errors == 0 {
+        return String::new();
+    }
+    match velero::fetch_results(
+        &ctx.cluster,
+        &ctx.namespace,
+        kind,
+        name,
+        Duration::from_secs(60),
+    )
+    .await
+    {
+        Ok(r) => {
+            let mut s = String::new();
+            for e in r.errors.iter().take(10) {
+                s.push_str(&format!("\n  Velero: {e}"));
+            }
+            if r.errors.len() > 10 {
+                s.push_str(&format!("\n  ... and {} more", r.errors.len() - 10));
+            }
+            s
+        }
+        Err(e) => format!(
+            "\n  (Velero's error messages could not be read: {})",
+            crate::probe::error_chain(&e)
+        ),
+    }
 }
 
 fn summary(b: &BackupView) -> String {

@@ -178,6 +178,24 @@ pub async fn run(args: DrillCli, out: Output) -> ExitCode {
     }
 }
 
+/// A namespace the backup holds nothing of would verify trivially: that is a failure (a
+/// typo in `--namespace`, or a Schedule that backs up something else).
+fn empty_namespaces(
+    items: &[velero::BackedUpItem],
+    mapping: &BTreeMap<String, String>,
+) -> Vec<String> {
+    mapping
+        .keys()
+        .filter(|ns| {
+            !items.iter().any(|i| {
+                i.namespace.as_deref() == Some(ns.as_str())
+                    || (i.kind == "Namespace" && i.namespace.is_none() && &i.name == *ns)
+            })
+        })
+        .map(|ns| format!("the backup holds nothing of namespace `{ns}`"))
+        .collect()
+}
+
 fn scratch_name(ns: &str, suffix: &str) -> String {
     let keep = 63 - "-drill-".len() - suffix.len();
     let base: String = ns.chars().take(keep).collect();
@@ -240,7 +258,19 @@ async fn drill(a: DrillArgs, out: &Output) -> Result<ExitCode, Failure> {
                 labels: labels.clone(),
             };
             let b = create_backup(&ctx, &req, Some(a.wait.timeout), out).await?;
-            velero::backup_outcome(&b)?;
+            if let Err(e) = velero::backup_outcome(&b) {
+                let mut f = Failure::from(e);
+                f.message.push_str(
+                    &crate::commands::backup::velero_errors(
+                        &ctx,
+                        velero::Kind::Backup,
+                        &b.name,
+                        b.errors,
+                    )
+                    .await,
+                );
+                return Err(f);
+            }
             (b, true)
         }
     };
@@ -294,9 +324,18 @@ async fn drill(a: DrillArgs, out: &Output) -> Result<ExitCode, Failure> {
     // 4. Verify, then measure.
     let mut problems = Vec::new();
     if let Err(e) = velero::restore_outcome(&restore) {
-        problems.push(e.to_string());
+        problems.push(format!(
+            "{e}{}",
+            crate::commands::backup::velero_errors(
+                &ctx,
+                velero::Kind::Restore,
+                &restore.name,
+                restore.errors
+            )
+            .await
+        ));
     }
-    let verification = drill::verify(
+    let verification = match drill::verify(
         &ctx.cluster,
         &items,
         &mapping,
@@ -308,7 +347,25 @@ async fn drill(a: DrillArgs, out: &Output) -> Result<ExitCode, Failure> {
                 .and_then(velero::parse_time),
         },
     )
-    .await?;
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            // The drill could not finish; its scratch namespaces still go unless kept.
+            if !a.keep {
+                let names: Vec<String> = mapping.values().cloned().collect();
+                let _ = drill::delete_scratch_namespaces(
+                    &ctx.cluster,
+                    &names,
+                    &restore.name,
+                    Some(restore_started_at),
+                )
+                .await;
+            }
+            return Err(e.into());
+        }
+    };
+    problems.extend(empty_namespaces(&items, &mapping));
     let rto = Measure::new(restore_started.elapsed(), rto_target);
     let rpo = backup
         .start_timestamp
@@ -571,6 +628,7 @@ async fn verify_restore(a: &VerifyArgs, out: &Output) -> Result<ExitCode, Failur
         },
     )
     .await?;
+    problems.extend(empty_namespaces(&items, &mapping));
     let kept = mapping.values().cloned().collect();
     let report = finish(
         problems,

@@ -168,7 +168,12 @@ pub async fn run(args: RestoreCli, out: Output) -> ExitCode {
     if a.wait
         && let Err(e) = velero::restore_outcome(&r)
     {
-        return fail(Failure::from(e));
+        let mut f = Failure::from(e);
+        f.message.push_str(
+            &crate::commands::backup::velero_errors(&ctx, velero::Kind::Restore, &r.name, r.errors)
+                .await,
+        );
+        return fail(f);
     }
     ExitCode::from(exit::OK)
 }
