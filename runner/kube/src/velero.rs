@@ -1045,7 +1045,7 @@ pub fn parse_results(gz: &[u8]) -> Result<Results, String> {
                 .flatten()
             {
                 if let Some(m) = m.as_str() {
-                    out.push(m.to_string());
+                    out.push(m.trim().to_string());
                 }
             }
         }
@@ -1053,7 +1053,7 @@ pub fn parse_results(gz: &[u8]) -> Result<Results, String> {
             for (ns, msgs) in nss {
                 for m in msgs.as_array().into_iter().flatten() {
                     if let Some(m) = m.as_str() {
-                        out.push(format!("namespace {ns}: {m}"));
+                        out.push(format!("namespace {ns}: {}", m.trim()));
                     }
                 }
             }
