@@ -56,6 +56,11 @@ pub enum Command {
     Play(commands::play::PlayArgs),
     Prepare(commands::prepare::PrepareArgs),
     Up(commands::up::UpArgs),
+    /// Velero backups without the velero CLI: create (and wait), list, describe.
+    Backup(commands::backup::BackupCli),
+    /// Velero restores: restore a backup, optionally into other namespaces.
+    Restore(commands::restore::RestoreCli),
+    Drill(Box<commands::drill::DrillCli>),
 }
 
 pub fn main() -> ExitCode {
@@ -95,6 +100,9 @@ pub fn main() -> ExitCode {
             Command::Play(args) => commands::play::run(args, out).await,
             Command::Prepare(args) => commands::prepare::run(args, out).await,
             Command::Up(args) => commands::up::run(args, out).await,
+            Command::Backup(args) => commands::backup::run(args, out).await,
+            Command::Restore(args) => commands::restore::run(args, out).await,
+            Command::Drill(args) => commands::drill::run(*args, out).await,
         }
     })
 }

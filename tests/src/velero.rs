@@ -105,9 +105,39 @@ impl Default for VeleroOptions {
     }
 }
 
+/// Velero's controller manager always serves its own metrics on `:8080` (no flag moves it),
+/// so two Velero servers on one machine cannot run at once: every start holds this lock
+/// (across processes: parallel tests, other checkouts) until the server is dropped.
+const PORT_8080_LOCK: &str = "/tmp/rookery-velero-8080.lock";
+
+fn lock_port_8080(timeout: Duration) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let t0 = Instant::now();
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PORT_8080_LOCK)
+            .with_context(|| PORT_8080_LOCK.to_string())?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((_, e)) if t0.elapsed() < timeout => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err((_, e)) => bail!(
+                "another Velero server held {PORT_8080_LOCK} (port 8080) for {timeout:?}: {e}"
+            ),
+        }
+    }
+}
+
 /// `velero server` running out of cluster; killed (with its plugin processes) on drop.
 pub struct VeleroServer {
     daemon: Daemon,
+    // Dropped after the daemon (fields drop in order): the port is free by then.
+    _port_lock: nix::fcntl::Flock<std::fs::File>,
     namespace: String,
     metrics_port: u16,
     started_in: Duration,
@@ -140,6 +170,7 @@ impl VeleroServer {
         )
         .context("link the AWS plugin into the plugin dir")?;
         let metrics_port = free_port()?;
+        let port_lock = lock_port_8080(Duration::from_secs(300))?;
         // Built-in plugins are found by re-running os.Args[0]: start velero by absolute path.
         let velero = std::fs::canonicalize(binary("velero"))
             .with_context(|| format!("{}", binary("velero").display()))?;
@@ -177,6 +208,7 @@ impl VeleroServer {
             .await?;
         Ok(VeleroServer {
             daemon,
+            _port_lock: port_lock,
             namespace: opts.namespace.clone(),
             metrics_port,
             started_in: t0.elapsed(),

@@ -8,6 +8,9 @@
 //!   recorded as an ApplySet ([`applyset`]) and optionally pruned.
 //! - [`diff`]: what `apply` would change, from server-side dry runs.
 //!
+//! - [`drill`]: a restore checked object by object against its backup and the source.
+//! - [`velero`]: Velero's Backups, Restores, storage locations and Schedules, read and created.
+//!
 //! The logic that decides (health, immutable fields, the ApplySet record) is plain functions
 //! over JSON; only [`resolve`], [`wait`], [`engine`] and [`diff`] make requests.
 
@@ -19,6 +22,7 @@ pub mod applyset;
 pub mod collision;
 pub mod connect;
 pub mod diff;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -26,6 +30,7 @@ pub mod health;
 pub mod immutable;
 pub mod kubeconfig;
 pub mod resolve;
+pub mod velero;
 pub mod wait;
 
 pub use connect::{Cluster, Target, connect};

@@ -1,8 +1,10 @@
 //! One module per subcommand. Each defines its clap arguments and an async `run`.
 
 pub mod apply;
+pub mod backup;
 pub mod bundle;
 pub mod diff;
+pub mod drill;
 pub mod inventory;
 pub mod plan;
 pub mod play;
@@ -10,3 +12,4 @@ pub mod prepare;
 pub mod probe;
 pub mod render;
 pub mod up;
+pub mod restore;

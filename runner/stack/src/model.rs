@@ -326,6 +326,22 @@ pub struct BackupStrategy {
     pub volume_snapshot_locations: Vec<VolumeSnapshotLocationConfig>,
     #[serde(default)]
     pub schedules: Vec<ScheduleConfig>,
+    /// Beyond the seed: what `rookery drill` must achieve (pass/fail targets).
+    #[serde(default)]
+    pub drill: Option<DrillTargets>,
+}
+
+/// Targets for `rookery drill`, as Go durations. Unset: the drill reports the times without
+/// judging them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrillTargets {
+    /// Recovery time objective: the longest the restore may take (e.g. `15m`).
+    #[serde(default)]
+    pub rto: Option<String>,
+    /// Recovery point objective: the oldest the backup restored from may be (e.g. `25h`).
+    #[serde(default)]
+    pub rpo: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

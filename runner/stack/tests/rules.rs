@@ -290,6 +290,20 @@ fn durations_and_cron_parse() {
 }
 
 #[test]
+fn drill_targets_are_go_durations() {
+    let (mut stack, hosts, _) = lab();
+    let b = stack.backup_strategy.as_mut().unwrap();
+    b.drill = Some(rookery_stack::model::DrillTargets {
+        rto: Some("15m".into()),
+        rpo: Some("1d".into()),
+    });
+    let f = run(stack, &hosts);
+    let d = errors(&f, "duration");
+    assert_eq!(d.len(), 1, "{f:#?}");
+    assert_eq!(d[0].path, "backupStrategy.drill.rpo");
+}
+
+#[test]
 fn credentials_must_resolve_without_printing_values() {
     let (mut stack, hosts, _) = lab();
     let b = stack.backup_strategy.as_mut().unwrap();

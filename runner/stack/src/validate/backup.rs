@@ -144,6 +144,14 @@ pub fn check_durations(b: &BackupStrategy) -> Vec<Finding> {
     if let Some(t) = &b.default_backup_ttl {
         items.push(("backupStrategy.defaultBackupTTL".into(), t));
     }
+    if let Some(d) = &b.drill {
+        if let Some(t) = &d.rto {
+            items.push(("backupStrategy.drill.rto".into(), t));
+        }
+        if let Some(t) = &d.rpo {
+            items.push(("backupStrategy.drill.rpo".into(), t));
+        }
+    }
     for (i, s) in b.schedules.iter().enumerate() {
         if let Some(t) = &s.ttl {
             items.push((format!("backupStrategy.schedules[{i}].ttl"), t));
