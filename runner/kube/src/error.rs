@@ -128,6 +128,19 @@ pub enum KubeError {
         .refused.len(), .refused.join(", ")
     )]
     PruneProtected { refused: Vec<String>, pruned: usize },
+    /// A Velero Backup or Restore ended in a phase other than Completed.
+    #[error("{object} ended {phase}: {reason}")]
+    VeleroFailed {
+        object: String,
+        phase: String,
+        reason: String,
+    },
+    #[error("{object} is still {last} after {} s", .after.as_secs())]
+    VeleroTimeout {
+        object: String,
+        after: Duration,
+        last: String,
+    },
     #[error("cannot store the kubeconfig at `{}`", .path.display())]
     Store {
         path: PathBuf,
@@ -200,6 +213,16 @@ impl KubeError {
                     .into(),
             ),
             KubeError::StageFailed { errors, .. } => errors.iter().find_map(KubeError::hint),
+            KubeError::VeleroFailed { .. } => Some(
+                "`rookery doctor` checks the backup storage location and its credentials; \
+                 Velero's server log has the per-item errors"
+                    .into(),
+            ),
+            KubeError::VeleroTimeout { .. } => Some(
+                "check that the Velero server runs (its Deployment in Velero's namespace) and \
+                 that the backup storage location is Available; give it more time with --timeout"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -8,6 +8,8 @@
 //!   recorded as an ApplySet ([`applyset`]) and optionally pruned.
 //! - [`diff`]: what `apply` would change, from server-side dry runs.
 //!
+//! - [`velero`]: Velero's Backups, Restores, storage locations and Schedules, read and created.
+//!
 //! The logic that decides (health, immutable fields, the ApplySet record) is plain functions
 //! over JSON; only [`resolve`], [`wait`], [`engine`] and [`diff`] make requests.
 
@@ -25,6 +27,7 @@ pub mod health;
 pub mod immutable;
 pub mod kubeconfig;
 pub mod resolve;
+pub mod velero;
 pub mod wait;
 
 pub use connect::{Cluster, Target, connect};
