@@ -3,9 +3,11 @@
 pub mod apply;
 pub mod bundle;
 pub mod diff;
+pub mod doctor;
 pub mod inventory;
 pub mod plan;
 pub mod play;
 pub mod prepare;
 pub mod probe;
 pub mod render;
+pub mod status;
