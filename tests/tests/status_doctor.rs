@@ -385,6 +385,29 @@ async fn status_and_doctor_tell_the_truth_about_ceph_and_velero() {
         && l["phase"] == "Available"
         && l["lastValidation"].is_string()));
     assert_no_secrets(&js, &secrets);
+    // --watch -o json: one document per reading.
+    let mut watch = Command::new(bins::rookery())
+        .args(["status", "--watch", "--interval", "1s", "-o", "json", "-i"])
+        .arg(stack.join("inventory.yaml"))
+        .arg("--stack")
+        .arg(stack.join("stack.yaml"))
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+        for _ in 0..2 {
+            let doc: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+            assert_eq!(doc["ceph"]["health"], "HEALTH_OK");
+        }
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
 
     // doctor: the wrong endpoint and the wrong key fail with Velero's words and a hint.
     let t = Instant::now();

@@ -66,12 +66,12 @@ pub fn status(r: &StatusReport) -> String {
             );
             let _ = writeln!(
                 o,
-                "  osds: {} running of {} Deployments; {} reporting to Ceph{}",
+                "  osds: {} running of {} Deployments; {}{}",
                 c.osds.iter().filter(|d| d.running).count(),
                 c.osds.len(),
                 c.osds_reporting
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "? ".trim().to_string()),
+                    .map(|n| format!("{n} reporting to Ceph"))
+                    .unwrap_or_else(|| "Ceph's OSD count not reported yet".into()),
                 if c.osd_down.is_empty() {
                     String::new()
                 } else {
@@ -204,13 +204,16 @@ pub fn status(r: &StatusReport) -> String {
     let b = &r.backups;
     let _ = writeln!(o, "\nBACKUPS");
     for l in &b.locations {
+        let validated = match (&l.phase, l.last_validation_age_secs) {
+            (None, _) => "not validated by Velero yet".to_string(),
+            (Some(p), Some(a)) => format!("{p} (validated {} ago)", short_duration(a)),
+            (Some(p), None) => p.clone(),
+        };
         let _ = writeln!(
             o,
-            "  location {}{}: {} (validated {}){}",
+            "  location {}{}: {validated}{}",
             l.name,
             if l.default { " (default)" } else { "" },
-            l.phase.as_deref().unwrap_or("not validated"),
-            age(l.last_validation_age_secs),
             l.message
                 .as_deref()
                 .filter(|m| !m.is_empty())
