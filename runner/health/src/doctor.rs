@@ -941,7 +941,7 @@ fn nodes(s: &Snapshot, out: &mut Vec<Finding>) {
                     "node-readiness",
                     Severity::Warn,
                     &n.host,
-                    "not checked: the host did not answer",
+                    "node readiness not checked",
                 )
                 .evidence(e.clone())
                 .hint("node readiness needs SSH to the host (or pass --no-nodes)"),
