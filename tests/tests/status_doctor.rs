@@ -211,6 +211,9 @@ async fn status_and_doctor_tell_the_truth_about_ceph_and_velero() {
     play_rook_daemons(&client).await;
     eprintln!("{:.1?}: applied, Rook daemons played", t0.elapsed());
 
+    // `apply --no-wait` waited for the CRDs to be Established; the harness also waits until
+    // each is served, which Velero's informers need at start.
+    velero::install_crds(&client).await.unwrap();
     eprintln!("{:.1?}: starting Velero", t0.elapsed());
     let mut server = VeleroServer::start(
         &cluster,
@@ -428,7 +431,8 @@ async fn status_and_doctor_tell_the_truth_about_ceph_and_velero() {
     assert_eq!(dr.code, 32, "a failing check exits 32");
     for want in [
         "ok   BackupStorageLocation velero/default: Available",
-        "FAIL BackupStorageLocation velero/offsite: Unavailable: Velero cannot reach the bucket",
+        "FAIL BackupStorageLocation velero/offsite: Unavailable: Velero cannot use it",
+        "hint: Velero cannot read the credentials it names: the Secret velero/cloud-credentials its `spec.credential` names has no key `aws`; fix that first",
         &format!(
             "hint: check that the endpoint http://127.0.0.1:{closed} is reachable from Velero"
         ),

@@ -196,19 +196,29 @@ fn backups(s: &Snapshot, out: &mut Vec<Finding>) {
         let url = str_at(b, "/spec/config/s3Url");
         let bucket = str_at(b, "/spec/objectStorage/bucket").unwrap_or("?");
         let validated = str_at(b, "/status/lastValidationTime");
+        let mut cred_out = Vec::new();
+        credentials(s, b, &o, &mut cred_out);
+        let cred = cred_out.first().cloned();
         let finding = match str_at(b, "/status/phase") {
             Some("Available") => f(a, "backup-location", Severity::Ok, &o, "Available"),
             Some("Unavailable") => {
                 let msg = str_at(b, "/status/message").unwrap_or("(Velero gave no message)");
-                f(a, "backup-location", Severity::Fail, &o, "Unavailable: Velero cannot reach the bucket")
-                    .evidence(format!("Velero: {msg}"))
-                    .hint(format!(
+                let fi = f(a, "backup-location", Severity::Fail, &o, "Unavailable: Velero cannot use it")
+                    .evidence(format!("Velero: {msg}"));
+                match &cred {
+                    // The credentials check found the cause: point at it.
+                    Some(c) if c.severity == Severity::Fail => fi.hint(format!(
+                        "Velero cannot read the credentials it names: {}; fix that first",
+                        c.summary.trim_start_matches("credentials: ")
+                    )),
+                    _ => fi.hint(format!(
                         "check that {} is reachable from Velero, that bucket `{bucket}` exists, and \
-                         that the credentials it uses are valid for it (`rookery doctor` checks the \
-                         Secret below); Velero re-validates every minute",
+                         that the credentials it uses are valid for it; Velero re-validates every \
+                         minute",
                         url.map(|u| format!("the endpoint {u}"))
                             .unwrap_or_else(|| "the object store".into())
-                    ))
+                    )),
+                }
             }
             other => f(
                 a,
@@ -229,7 +239,7 @@ fn backups(s: &Snapshot, out: &mut Vec<Finding>) {
             None => finding,
         };
         out.push(finding);
-        credentials(s, b, &o, out);
+        out.extend(cred_out);
     }
     let backups = s.backups.items();
     for sc in s.schedules.items() {

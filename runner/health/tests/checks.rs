@@ -226,7 +226,9 @@ fn an_unavailable_location_fails_with_veleros_message() {
     assert_eq!(exit_code(&f), 32);
     let text = render::findings(&f, false);
     assert!(
-        text.contains("FAIL BackupStorageLocation velero/default: Unavailable"),
+        text.contains(
+            "FAIL BackupStorageLocation velero/default: Unavailable: Velero cannot use it"
+        ),
         "{text}"
     );
     assert!(
