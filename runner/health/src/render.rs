@@ -224,13 +224,13 @@ pub fn status(r: &StatusReport) -> String {
     for s in &b.schedules {
         let last = match &s.last_backup {
             Some(lb) => format!(
-                "last {} {} {}, {} items{}",
+                "last {} {} {}{}{}",
                 lb.name,
                 lb.phase,
                 age(lb.age_secs),
                 lb.items_backed_up
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "?".into()),
+                    .map(|n| format!(", {n} items"))
+                    .unwrap_or_default(),
                 lb.reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
