@@ -159,6 +159,51 @@ async fn play_rook_daemons(client: &::kube::Client) {
         .unwrap();
 }
 
+/// Start the real Velero server and wait until it has validated `default` Available. Velero's
+/// controller manager binds `:8080` for its metrics with no flag to move it, so a second Velero
+/// on this machine (another test binary running at the same time) makes it exit "address
+/// already in use": then it is started again, a few times.
+async fn start_velero(cluster: &KubeCluster, client: &::kube::Client) -> VeleroServer {
+    let opts = VeleroOptions {
+        extra_args: vec!["--store-validation-frequency=5s".into()],
+        ..VeleroOptions::default()
+    };
+    for attempt in 1..=5 {
+        let mut server = VeleroServer::start(cluster, &opts).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let bsl = objects::get(
+                client,
+                velero::API,
+                "BackupStorageLocation",
+                Some("velero"),
+                "default",
+            )
+            .await
+            .unwrap();
+            if bsl.is_some_and(|b| b["status"]["phase"] == "Available") {
+                return server;
+            }
+            if let Err(e) = server.ensure_running() {
+                let busy = format!("{e:#}").contains("address already in use");
+                assert!(busy && attempt < 5, "{e:#}");
+                eprintln!(
+                    "Velero could not bind its controller metrics port (attempt {attempt}); starting it again"
+                );
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "BSL default not Available within 60 s\n{}",
+                server.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 /// Real control plane + real Velero: `status` shows an Available location and a completed
 /// scheduled backup, `doctor` fails on a wrong S3 endpoint and a credential key the Secret
 /// lacks (Velero's message and the hint), a schedule whose backups fail shows up in both,
@@ -215,18 +260,7 @@ async fn status_and_doctor_tell_the_truth_about_ceph_and_velero() {
     // each is served, which Velero's informers need at start.
     velero::install_crds(&client).await.unwrap();
     eprintln!("{:.1?}: starting Velero", t0.elapsed());
-    let mut server = VeleroServer::start(
-        &cluster,
-        &VeleroOptions {
-            extra_args: vec!["--store-validation-frequency=5s".into()],
-            ..VeleroOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    velero::wait_bsl_available(&client, "velero", "default", Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", server.log_tail(40)));
+    let mut server = start_velero(&cluster, &client).await;
     eprintln!("{:.1?}: BSL default Available", t0.elapsed());
     for bsl in ["offsite", "wrongkey"] {
         objects::wait_for(
