@@ -256,8 +256,8 @@ async fn status_and_doctor_tell_the_truth_about_ceph_and_velero() {
     play_rook_daemons(&client).await;
     eprintln!("{:.1?}: applied, Rook daemons played", t0.elapsed());
 
-    // `apply --no-wait` waited for the CRDs to be Established; the harness also waits until
-    // each is served, which Velero's informers need at start.
+    // `apply --no-wait` waited for the CRDs to be Established; the harness's install also
+    // waits until each is served, the state its Velero start was proven in.
     velero::install_crds(&client).await.unwrap();
     eprintln!("{:.1?}: starting Velero", t0.elapsed());
     let mut server = start_velero(&cluster, &client).await;
