@@ -51,6 +51,8 @@ pub enum Command {
     Render(commands::render::RenderArgs),
     Apply(commands::apply::ApplyArgs),
     Diff(commands::diff::DiffArgs),
+    Status(commands::status::StatusArgs),
+    Doctor(commands::doctor::DoctorArgs),
     Bundle(commands::bundle::BundleCli),
     /// Run an Ansible-style playbook (plays, tasks, handlers) against an inventory.
     Play(commands::play::PlayArgs),
@@ -96,6 +98,8 @@ pub fn main() -> ExitCode {
             Command::Render(args) => commands::render::run(args, out).await,
             Command::Apply(args) => commands::apply::run(args, out).await,
             Command::Diff(args) => commands::diff::run(args, out).await,
+            Command::Status(args) => commands::status::run(args, out).await,
+            Command::Doctor(args) => commands::doctor::run(args, out).await,
             Command::Bundle(args) => commands::bundle::run(args.command, out).await,
             Command::Play(args) => commands::play::run(args, out).await,
             Command::Prepare(args) => commands::prepare::run(args, out).await,

@@ -30,6 +30,7 @@ pub mod health;
 pub mod immutable;
 pub mod kubeconfig;
 pub mod resolve;
+pub mod snapshot;
 pub mod velero;
 pub mod wait;
 
