@@ -4,6 +4,7 @@
 //! exact commands a human must run if cleanup fails.
 
 pub mod bins;
+pub mod cli;
 pub mod daemon;
 pub mod hungdisk;
 pub mod kube;

@@ -11,11 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use rookery_tests::bins;
+use rookery_tests::cli::{self, Run, lab_copy};
 use rookery_tests::kube::fake::{Behaviour, Fake};
 use rookery_tests::kube::objects;
 use rookery_tests::kube::{KubeCluster, missing_prerequisite};
@@ -27,65 +26,13 @@ fn ready() -> bool {
     prerequisite(missing.is_none(), missing.as_deref().unwrap_or(""))
 }
 
-fn lab() -> PathBuf {
-    bins::repo_root().join("stacks/lab-3node")
-}
-
-/// A copy of the lab stack directory (stack, inventory, facts, secrets) to edit.
-fn lab_copy(dir: &Path) -> PathBuf {
-    let to = dir.join("lab");
-    std::fs::create_dir_all(to.join("secrets")).unwrap();
-    for f in ["stack.yaml", "inventory.yaml", "facts.json"] {
-        std::fs::copy(lab().join(f), to.join(f)).unwrap();
-    }
-    for e in std::fs::read_dir(lab().join("secrets")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("secrets").join(e.file_name())).unwrap();
-    }
-    to
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-/// `rookery <cmd> -i INV --stack STACK --facts FACTS --bundle-dir UPSTREAM --kubeconfig KC ARGS`
-fn rookery(cmd: &str, stack_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
-    let mut c = Command::new(bins::rookery());
-    c.arg(cmd)
-        .arg("-i")
-        .arg(stack_dir.join("inventory.yaml"))
-        .arg("--stack")
-        .arg(stack_dir.join("stack.yaml"))
-        .arg("--facts")
-        .arg(stack_dir.join("facts.json"))
-        .arg("--bundle-dir")
-        .arg(bins::shared_dir().join("upstream"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1");
-    let t0 = Instant::now();
-    let out = c.output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: t0.elapsed(),
-    };
-    eprintln!(
-        "rookery {cmd} {args:?}: exit {} in {:.1?}\n--- stdout\n{}--- stderr\n{}",
-        run.code, run.took, run.stdout, run.stderr
-    );
-    run
-}
-
 /// Every object the stack owns (by the ApplySet label), keyed by kind/ns/name, with its
 /// resourceVersion.
+/// `rookery CMD` on the stack directory against the cluster, then ARGS.
+fn rookery(cmd: &str, stack_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
+    cli::run(cli::with_stack(cmd, stack_dir, kubeconfig).args(args))
+}
+
 async fn resource_versions(client: &::kube::Client) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (api, kind, nss) in [

@@ -10,9 +10,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use rookery_tests::bins;
+use rookery_tests::cli::{self, Run};
 use rookery_tests::kube::fake::{Behaviour, Fake};
 use rookery_tests::kube::objects;
 use rookery_tests::kube::{KubeCluster, missing_prerequisite};
@@ -29,57 +28,17 @@ fn ready() -> bool {
 
 /// The lab stack moved to `storage-system` (cluster and operator), Velero in `velero`.
 fn stack_in_storage_system(dir: &Path) -> PathBuf {
-    let lab = bins::repo_root().join("stacks/lab-3node");
-    let to = dir.join("lab");
-    std::fs::create_dir_all(to.join("secrets")).unwrap();
-    for f in ["inventory.yaml", "facts.json"] {
-        std::fs::copy(lab.join(f), to.join(f)).unwrap();
-    }
-    for e in std::fs::read_dir(lab.join("secrets")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("secrets").join(e.file_name())).unwrap();
-    }
+    let to = cli::lab_copy(dir);
+    let path = to.join("stack.yaml");
     let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(lab.join("stack.yaml")).unwrap()).unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     doc["namespace"] = NS.into();
-    std::fs::write(to.join("stack.yaml"), serde_yaml::to_string(&doc).unwrap()).unwrap();
+    std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
     to
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn rookery(cmd: &str, stack_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
-    let out = Command::new(bins::rookery())
-        .arg(cmd)
-        .arg("-i")
-        .arg(stack_dir.join("inventory.yaml"))
-        .arg("--stack")
-        .arg(stack_dir.join("stack.yaml"))
-        .arg("--facts")
-        .arg(stack_dir.join("facts.json"))
-        .arg("--bundle-dir")
-        .arg(bins::shared_dir().join("upstream"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "rookery {cmd} {args:?}: exit {}\n--- stdout\n{}--- stderr\n{}",
-        run.code, run.stdout, run.stderr
-    );
-    run
+    cli::run(cli::with_stack(cmd, stack_dir, kubeconfig).args(args))
 }
 
 /// Every object the stack applied (ApplySet member label), across kinds, in every namespace.

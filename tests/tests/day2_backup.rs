@@ -11,10 +11,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rookery_tests::bins;
+use rookery_tests::cli::{self, Run};
 use rookery_tests::kube::KubeCluster;
 use rookery_tests::kube::objects;
 use rookery_tests::require::prerequisite;
@@ -37,36 +36,13 @@ const SECRETS: [&str; 6] = [
     "X-Amz-Signature",
 ];
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn rookery(kubeconfig: &Path, args: &[&str]) -> Run {
-    let t0 = Instant::now();
-    let out = Command::new(bins::rookery())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--velero-namespace", "velero"])
-        .env_remove("KUBECONFIG")
-        .env_remove("ROOKERY_STACK")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "$ rookery {}\nexit {} in {:.1?}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        run.code,
-        t0.elapsed(),
-        run.stdout,
-        run.stderr
+    let run = cli::run(
+        cli::rookery()
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--velero-namespace", "velero"]),
     );
     for s in SECRETS {
         assert!(

@@ -11,9 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 
-use rookery_tests::bins;
+use rookery_tests::cli::{self, Run};
 use rookery_tests::kube::objects;
 use rookery_tests::kube::{KubeCluster, missing_binaries};
 use rookery_tests::require::{have_program, prerequisite};
@@ -25,35 +24,17 @@ fn ready() -> bool {
     prerequisite(missing.is_none(), missing.as_deref().unwrap_or(""))
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn play(dir: &Path, kubeconfig: &Path, playbook: &str, args: &[&str]) -> Run {
-    let out = Command::new(bins::rookery())
-        .arg("play")
-        .arg("-i")
-        .arg(dir.join("inv.yaml"))
-        .arg(dir.join(playbook))
-        .arg("-e")
-        .arg(format!("rookery_kubeconfig={}", kubeconfig.display()))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "play {playbook} {args:?}: exit {}\n--- stdout\n{}--- stderr\n{}",
-        run.code, run.out, run.err
-    );
-    run
+    cli::run(
+        cli::rookery()
+            .arg("play")
+            .arg("-i")
+            .arg(dir.join("inv.yaml"))
+            .arg(dir.join(playbook))
+            .arg("-e")
+            .arg(format!("rookery_kubeconfig={}", kubeconfig.display()))
+            .args(args),
+    )
 }
 
 fn recap_changed(out: &str) -> usize {
@@ -190,11 +171,17 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
     );
     // The widget's kind does not exist until its CRD is applied for real: that task fails in
     // check mode, as `kubectl apply --dry-run=server` would.
-    assert!(check.out.contains("+  greeting: hello"), "{}", check.out);
     assert!(
-        check.out.contains("(create ConfigMap default/demo-config"),
+        check.stdout.contains("+  greeting: hello"),
         "{}",
-        check.out
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("(create ConfigMap default/demo-config"),
+        "{}",
+        check.stdout
     );
     assert!(
         objects::get(&client, "v1", "ConfigMap", Some("default"), "demo-config")
@@ -206,12 +193,12 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
 
     // For real: created, the CRD waited for until Established, listed, asserted.
     let first = play(d, kc, "site.yaml", &["-e", "group=rookery.test"]);
-    assert_eq!(first.code, 0, "{}{}", first.out, first.err);
-    assert_eq!(recap_changed(&first.out), 3, "{}", first.out);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(recap_changed(&first.stdout), 3, "{}", first.stdout);
     assert!(
-        first.out.contains("skipping: [localhost]"),
+        first.stdout.contains("skipping: [localhost]"),
         "`when` skipped the debug: {}",
-        first.out
+        first.stdout
     );
     let crd = objects::get(
         &client,
@@ -245,7 +232,7 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
     // Converged: nothing changes, not even a resourceVersion.
     let second = play(d, kc, "site.yaml", &["-e", "group=rookery.test"]);
     assert_eq!(second.code, 0);
-    assert_eq!(recap_changed(&second.out), 0, "{}", second.out);
+    assert_eq!(recap_changed(&second.stdout), 0, "{}", second.stdout);
     let cm = objects::get(&client, "v1", "ConfigMap", Some("default"), "demo-config")
         .await
         .unwrap()
@@ -260,13 +247,17 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
         &["-e", "group=rookery.test", "-e", "greeting=hi", "--diff"],
     );
     assert_eq!(changed.code, 0);
-    assert_eq!(recap_changed(&changed.out), 1, "{}", changed.out);
+    assert_eq!(recap_changed(&changed.stdout), 1, "{}", changed.stdout);
     assert!(
-        changed.out.contains("-  greeting: hello"),
+        changed.stdout.contains("-  greeting: hello"),
         "{}",
-        changed.out
+        changed.stdout
     );
-    assert!(changed.out.contains("+  greeting: hi"), "{}", changed.out);
+    assert!(
+        changed.stdout.contains("+  greeting: hi"),
+        "{}",
+        changed.stdout
+    );
 
     // Absent, waited for until it is gone.
     std::fs::write(
@@ -276,7 +267,7 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
     .unwrap();
     let gone = play(d, kc, "absent.yaml", &[]);
     assert_eq!(gone.code, 0);
-    assert_eq!(recap_changed(&gone.out), 1, "{}", gone.out);
+    assert_eq!(recap_changed(&gone.stdout), 1, "{}", gone.stdout);
     assert!(
         objects::get(&client, "rookery.test/v1", "Widget", Some("default"), "w1")
             .await
@@ -284,7 +275,7 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
             .is_none()
     );
     let again = play(d, kc, "absent.yaml", &[]);
-    assert_eq!(recap_changed(&again.out), 0, "{}", again.out);
+    assert_eq!(recap_changed(&again.stdout), 0, "{}", again.stdout);
 
     // A misspelt argument: refused before anything runs, naming the task and the argument.
     std::fs::write(
@@ -294,9 +285,9 @@ async fn k8s_modules_apply_wait_list_delete_check_and_diff() {
     .unwrap();
     let typo = play(d, kc, "typo.yaml", &[]);
     assert_eq!(typo.code, 65);
-    assert!(typo.err.contains("task `Typo task`"), "{}", typo.err);
-    assert!(typo.err.contains("definiton"), "{}", typo.err);
-    assert!(typo.err.contains("typo.yaml:5:7"), "{}", typo.err);
+    assert!(typo.stderr.contains("task `Typo task`"), "{}", typo.stderr);
+    assert!(typo.stderr.contains("definiton"), "{}", typo.stderr);
+    assert!(typo.stderr.contains("typo.yaml:5:7"), "{}", typo.stderr);
     // Whole file, control plane start excluded.
     eprintln!("play_k8s: {:.1?} of playbook runs", t0.elapsed());
 }

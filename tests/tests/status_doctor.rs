@@ -15,11 +15,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rookery_tests::bins;
+use rookery_tests::cli::{self, Run, lab_copy};
 use rookery_tests::kube::KubeCluster;
 use rookery_tests::kube::fake::{Behaviour, Fake};
 use rookery_tests::kube::objects;
@@ -33,59 +34,8 @@ fn ready() -> bool {
     prerequisite(missing.is_none(), missing.as_deref().unwrap_or(""))
 }
 
-/// The lab stack (stack, inventory, facts, secrets) copied to edit.
-fn lab_copy(dir: &Path) -> PathBuf {
-    let lab = bins::repo_root().join("stacks/lab-3node");
-    let to = dir.join("lab");
-    std::fs::create_dir_all(to.join("secrets")).unwrap();
-    for f in ["stack.yaml", "inventory.yaml", "facts.json"] {
-        std::fs::copy(lab.join(f), to.join(f)).unwrap();
-    }
-    for e in std::fs::read_dir(lab.join("secrets")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("secrets").join(e.file_name())).unwrap();
-    }
-    to
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn rookery(cmd: &str, stack_dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
-    let t0 = Instant::now();
-    let out = Command::new(bins::rookery())
-        .arg(cmd)
-        .arg("-i")
-        .arg(stack_dir.join("inventory.yaml"))
-        .arg("--stack")
-        .arg(stack_dir.join("stack.yaml"))
-        .arg("--facts")
-        .arg(stack_dir.join("facts.json"))
-        .arg("--bundle-dir")
-        .arg(bins::shared_dir().join("upstream"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "rookery {cmd} {args:?}: exit {} in {:.1?}\n--- stdout\n{}--- stderr\n{}",
-        run.code,
-        t0.elapsed(),
-        run.stdout,
-        run.stderr
-    );
-    run
+    cli::run(cli::with_stack(cmd, stack_dir, kubeconfig).args(args))
 }
 
 fn assert_no_secrets(run: &Run, secrets: &[&str]) {

@@ -15,9 +15,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use rookery_tests::bins;
+use rookery_tests::cli;
 use rookery_tests::kube::fake::{Behaviour, Fake};
 use rookery_tests::kube::{KubeCluster, missing_prerequisite};
 use rookery_tests::require::prerequisite;
@@ -48,12 +48,6 @@ fn stack_copy(dir: &Path) -> PathBuf {
     );
     std::fs::write(to.join("stack.yaml"), text).unwrap();
     to
-}
-
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
 }
 
 fn recap(out: &str, host: &str) -> String {
@@ -93,48 +87,37 @@ async fn up_converges_and_a_second_up_changes_nothing() {
         },
     );
     let up = |extra: &[&str]| {
-        let t0 = Instant::now();
-        let out = lab
-            .rookery()
-            .arg("up")
-            .arg("-i")
-            .arg(&inv)
-            .arg("--stack")
-            .arg(stack.join("stack.yaml"))
-            .arg("--facts")
-            .arg(stack.join("facts.json"))
-            .arg("--bundle-dir")
-            .arg(bins::shared_dir().join("upstream"))
-            .arg("--kubeconfig")
-            .arg(cluster.kubeconfig())
-            .arg("--known-hosts")
-            .arg(&kh)
-            .arg("--timeout")
-            .arg("5m")
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!(
-            "rookery up: exit {} in {:.1?}\n--- stdout\n{}--- stderr\n{}",
-            run.code,
-            t0.elapsed(),
-            run.out,
-            run.err
-        );
-        run
+        cli::run(
+            lab.rookery()
+                .arg("up")
+                .arg("-i")
+                .arg(&inv)
+                .arg("--stack")
+                .arg(stack.join("stack.yaml"))
+                .arg("--facts")
+                .arg(stack.join("facts.json"))
+                .arg("--bundle-dir")
+                .arg(bins::shared_dir().join("upstream"))
+                .arg("--kubeconfig")
+                .arg(cluster.kubeconfig())
+                .arg("--known-hosts")
+                .arg(&kh)
+                .arg("--timeout")
+                .arg("5m")
+                .args(extra)
+                .env_remove("KUBECONFIG"),
+        )
     };
 
     // Check mode first: every stage is a server-side dry run (`rookery diff` of the stage);
     // nothing is created.
     let check = up(&["--check", "--diff"]);
     assert_eq!(check.code, 0);
-    assert!(check.out.contains("would be created"), "{}", check.out);
+    assert!(
+        check.stdout.contains("would be created"),
+        "{}",
+        check.stdout
+    );
     let crds = rookery_tests::kube::objects::list(
         &client,
         "apiextensions.k8s.io/v1",
@@ -158,34 +141,46 @@ async fn up_converges_and_a_second_up_changes_nothing() {
         "TASK [Every CephCluster is Ready]",
         "PLAY RECAP",
     ] {
-        assert!(first.out.contains(task), "missing {task}: {}", first.out);
+        assert!(
+            first.stdout.contains(task),
+            "missing {task}: {}",
+            first.stdout
+        );
     }
     // Stage progress, numbered in the stack's order, as `rookery apply` prints it.
     assert!(
-        first.err.contains("ok: [1/9] CustomResourceDefinitions"),
+        first.stderr.contains("ok: [1/9] CustomResourceDefinitions"),
         "{}",
-        first.err
-    );
-    assert!(first.err.contains("ok: [5/9] CephCluster"), "{}", first.err);
-    assert!(
-        first.err.contains("ok: [9/9] backup schedules"),
-        "{}",
-        first.err
+        first.stderr
     );
     assert!(
-        !recap(&first.out, "localhost").contains("changed=0 "),
+        first.stderr.contains("ok: [5/9] CephCluster"),
         "{}",
-        first.out
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("ok: [9/9] backup schedules"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        !recap(&first.stdout, "localhost").contains("changed=0 "),
+        "{}",
+        first.stdout
     );
     for h in hosts {
-        assert!(recap(&first.out, h).contains("failed=0"), "{}", first.out);
+        assert!(
+            recap(&first.stdout, h).contains("failed=0"),
+            "{}",
+            first.stdout
+        );
     }
 
     let second = up(&[]);
     assert_eq!(second.code, 0);
     for h in hosts.iter().chain(&["localhost"]) {
-        let line = recap(&second.out, h);
-        assert!(line.contains("changed=0 "), "{line}\n{}", second.out);
+        let line = recap(&second.stdout, h);
+        assert!(line.contains("changed=0 "), "{line}\n{}", second.stdout);
         assert!(line.contains("failed=0 "), "{line}");
     }
 }

@@ -17,22 +17,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use rookery_tests::bins;
+use rookery_tests::cli::{self, Run};
 use rookery_tests::kube::fake::{Behaviour, Fake};
 use rookery_tests::kube::{KubeCluster, missing_prerequisite, objects};
 use rookery_tests::require::prerequisite;
 use rookery_tests::vm::{self, Lab, LabOptions};
 
 const NS: &str = "storage-system";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 fn up(
     inventory: &Path,
@@ -42,35 +35,19 @@ fn up(
     connect_timeout: &str,
     extra: &[&str],
 ) -> Run {
-    let t0 = Instant::now();
-    let out = Command::new(bins::rookery())
-        .args(["up", "--connect-timeout", connect_timeout, "-i"])
-        .arg(inventory)
-        .arg("--stack")
-        .arg(stack)
-        .arg("--bundle-dir")
-        .arg(bins::shared_dir().join("upstream"))
-        .args(["--kubeconfig-from", "lab-1", "--api-endpoint", api])
-        .args(extra)
-        .env("ROOKERY_AGENT", bins::agent())
-        .env("XDG_CONFIG_HOME", config_home)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run rookery: {e}"));
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "rookery up {extra:?}: exit {} in {:.1?}\n--- stdout\n{}--- stderr\n{}",
-        run.code,
-        t0.elapsed(),
-        run.stdout,
-        run.stderr
-    );
-    run
+    cli::run(
+        cli::rookery()
+            .args(["up", "--connect-timeout", connect_timeout, "-i"])
+            .arg(inventory)
+            .arg("--stack")
+            .arg(stack)
+            .arg("--bundle-dir")
+            .arg(bins::shared_dir().join("upstream"))
+            .args(["--kubeconfig-from", "lab-1", "--api-endpoint", api])
+            .args(extra)
+            .env("ROOKERY_AGENT", bins::agent())
+            .env("XDG_CONFIG_HOME", config_home),
+    )
 }
 
 /// The `PLAY RECAP` lines: host → `changed=N` etc.
