@@ -144,6 +144,17 @@ async fn alert_rules_skipped_without_the_crd_and_applied_with_it() {
         "{out}"
     );
 
+    // diff tells the same story instead of promising a create.
+    let (code, out) = rookery("diff", &stack, Some(kc), &[]);
+    assert_eq!(code, 16, "{out}");
+    assert!(
+        out.contains(
+            "the cluster does not serve PrometheusRule, so apply skips it: install the \
+             Prometheus Operator's CRDs"
+        ),
+        "{out}"
+    );
+
     objects::install_crd_objects(&client, &[prometheusrule_crd()], Duration::from_secs(30))
         .await
         .unwrap();
