@@ -104,7 +104,7 @@ def main():
     ap.add_argument("--hosts", default="10,50")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rookery", default=str(REPO / "target/dist/rookery"))
-    ap.add_argument("--agent", default=str(REPO / "target/dist/rookery-agent"))
+    ap.add_argument("--agent", default=str(REPO / "target/dist/rookery-agent-x86_64"))
     ap.add_argument("--tools", default="ansible,rookery")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--clean-rc", action="store_true",

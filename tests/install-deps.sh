@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine (run as root).
-# Idempotent and quick when everything is already there.
+# Idempotent and quick when everything is already there. As root it runs directly (a fresh
+# machine may have no sudo yet: it is one of the packages below); otherwise through sudo.
 set -euo pipefail
+
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: run this as root (there is no sudo here)" >&2; exit 1; }
+  exec sudo -- "$0" "$@"
+fi
 
 packages=(
   # real SSH hosts and become
@@ -12,6 +18,8 @@ packages=(
   ceph-osd udev
   # the control-plane harness's service-account key pair (tests/src/kube.rs)
   openssl
+  # runs the aarch64 agent on this machine (tests/tests/agent_aarch64.rs; no binfmt needed)
+  qemu-user-static
 )
 
 missing=()

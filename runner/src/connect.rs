@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rookery_transport::{AgentBinary, ConnectOptions};
+use rookery_transport::{Agents, ConnectOptions};
 
 use crate::exit;
 use crate::probe::error_chain;
@@ -40,10 +40,11 @@ pub struct ConnectArgs {
     /// OpenSSH client config to read instead of ~/.ssh/config.
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
-    /// The rookery-agent binary to run on hosts (default: $ROOKERY_AGENT, then next to
-    /// rookery).
+    /// A rookery-agent binary to run on hosts; repeat it once per architecture (x86_64,
+    /// aarch64: each host gets the one for its `uname -m`). Default: the paths in
+    /// $ROOKERY_AGENT (`:`-separated), then rookery-agent-ARCH next to rookery.
     #[arg(long, value_name = "PATH")]
-    pub agent_binary: Option<PathBuf>,
+    pub agent_binary: Vec<PathBuf>,
     /// Seconds allowed for TCP connect, SSH handshake and authentication.
     #[arg(long, value_name = "S", default_value_t = 10)]
     pub connect_timeout: u64,
@@ -78,9 +79,9 @@ impl ConnectArgs {
     /// [`BecomeArgs::apply`]); `timeout` is the command's `--timeout` in seconds. Exit code
     /// [`exit::ERROR`] when the agent cannot be found.
     pub fn options(&self, timeout: u64) -> Result<ConnectOptions, ConnectError> {
-        let agent = AgentBinary::locate(self.agent_binary.as_deref())
-            .map_err(|e| (exit::ERROR, error_chain(&e)))?;
-        let mut opts = ConnectOptions::new(agent);
+        let agents =
+            Agents::locate(&self.agent_binary).map_err(|e| (exit::ERROR, error_chain(&e)))?;
+        let mut opts = ConnectOptions::new(agents);
         opts.accept_new_host_keys = self.accept_new_host_keys;
         opts.insecure_ignore_host_keys = self.insecure_ignore_host_keys;
         if self.insecure_ignore_host_keys {
@@ -188,7 +189,10 @@ mod tests {
         assert!(a.connect.insecure_ignore_host_keys);
         assert_eq!(a.connect.known_hosts.as_deref(), Some("kh".as_ref()));
         assert_eq!(a.connect.ssh_config.as_deref(), Some("cfg".as_ref()));
-        assert_eq!(a.connect.agent_binary.as_deref(), Some("agent".as_ref()));
+        assert_eq!(
+            a.connect.agent_binary,
+            vec![std::path::PathBuf::from("agent")]
+        );
         assert_eq!((a.connect.connect_timeout, a.timeout), (3, 7));
         assert!(Cli::try_parse_from(["rookery", "probe", "-i", "inv", "-f", "0"]).is_err());
     }

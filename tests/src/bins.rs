@@ -35,13 +35,21 @@ pub fn agent() -> PathBuf {
     if let Some(p) = std::env::var_os("ROOKERY_AGENT_BIN") {
         return PathBuf::from(p);
     }
-    let p = target_dir().join("x86_64-unknown-linux-gnu/agent/rookery-agent");
+    let p = target_dir().join("x86_64-unknown-linux-musl/agent/rookery-agent");
     assert!(
         p.exists(),
         "{} not found: run `cargo xtask agent` first",
         p.display()
     );
     p
+}
+
+/// The static aarch64 `rookery-agent` (`$ROOKERY_AGENT_AARCH64_BIN`, exported by `cargo xtask
+/// test`, else the `cargo xtask agent` build), run under qemu-user on this x86_64 machine.
+pub fn agent_aarch64() -> PathBuf {
+    std::env::var_os("ROOKERY_AGENT_AARCH64_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("aarch64-unknown-linux-musl/agent/rookery-agent"))
 }
 
 /// A debug `rookery-agent` built with `--features test-hooks` (fault hooks such as pausing

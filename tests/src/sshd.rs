@@ -78,7 +78,7 @@ pub fn agent_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::bins::repo_root().join("target"));
-    let st = target.join("x86_64-unknown-linux-gnu/agent/rookery-agent");
+    let st = target.join("x86_64-unknown-linux-musl/agent/rookery-agent");
     if st.exists() {
         return st;
     }

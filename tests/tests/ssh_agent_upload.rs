@@ -220,3 +220,72 @@ fn upload_then_sudo_with_password_on_one_channel() {
     assert_eq!(second.code, Some(0), "{second}");
     assert_eq!(second.host("n")["agent_uploaded"], false, "{second}");
 }
+
+/// Each host gets the agent for the architecture its `uname -m` reports (this machine's
+/// sshd hosts are x86_64): given both builds, only the x86_64 one is uploaded; given only the
+/// aarch64 build, the host is refused with its name and architecture, and nothing is uploaded.
+#[test]
+fn agent_chosen_by_the_hosts_architecture() {
+    if !ready() {
+        return;
+    }
+    let aarch64 = rookery_tests::bins::agent_aarch64();
+    if !prerequisite(aarch64.is_file(), "the aarch64 agent (`cargo xtask agent`)") {
+        return;
+    }
+    let x86_64 = agent_binary();
+    let user = ensure_user("rkt-arch", "x-Rk-1", Sudo::None).unwrap();
+    let _ = std::fs::remove_dir_all(user.agent_dir());
+    let lab = SshLab::start(1).unwrap();
+    let kh = lab.known_hosts("kh", &[0]).unwrap();
+    let inv = lab
+        .inventory(
+            "inv.yaml",
+            &[lab.host_entry("n", lab.hosts[0].port, &user.name, &[])],
+        )
+        .unwrap();
+    let probe = |agents: String| {
+        run_probe_json(
+            lab.rookery()
+                .env("ROOKERY_AGENT", agents)
+                .arg("probe")
+                .arg("-i")
+                .arg(&inv)
+                .arg("--known-hosts")
+                .arg(&kh),
+        )
+        .unwrap()
+    };
+
+    let only_arm = probe(aarch64.display().to_string());
+    assert_eq!(only_arm.status("n"), "unreachable", "{only_arm}");
+    let err = only_arm.error("n");
+    assert!(
+        err.contains("n: the host's architecture is x86_64 (`uname -m`) and there is no rookery-agent for it (agents: aarch64 ("),
+        "{only_arm}"
+    );
+    assert!(
+        !user
+            .agent_dir()
+            .join(format!("agent-{}", sha256(&aarch64)))
+            .exists()
+    );
+
+    let both = probe(format!("{}:{}", aarch64.display(), x86_64.display()));
+    assert_eq!(both.status("n"), "ok", "{both}");
+    assert_eq!(both.host("n")["agent_uploaded"], true, "{both}");
+    assert!(
+        user.agent_dir()
+            .join(format!("agent-{}", sha256(&x86_64)))
+            .is_file()
+    );
+    assert!(
+        !user
+            .agent_dir()
+            .join(format!("agent-{}", sha256(&aarch64)))
+            .exists()
+    );
+    // The next run finds the x86_64 agent in one exec, as before.
+    let again = probe(format!("{}:{}", aarch64.display(), x86_64.display()));
+    assert_eq!(again.host("n")["agent_uploaded"], false, "{again}");
+}

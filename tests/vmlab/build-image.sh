@@ -8,8 +8,8 @@
 # vmlinuz, initrd.img, id_ed25519(.pub), ssh_host_ed25519_key.pub and READY. <hash> is the
 # sha256 of this script, so editing the script builds a new image and an unchanged script
 # reuses the cached one (prints the directory and exits at once). Prints the image directory
-# on stdout; progress goes to stderr. Needs root and http://deb.debian.org (or
-# ROOKERY_VMLAB_MIRROR). `--force` rebuilds. Concurrent callers wait on a lock.
+# on stdout; progress goes to stderr. Needs root and the Debian mirror this machine's apt
+# uses (apt-mirror.sh; ROOKERY_VMLAB_MIRROR overrides it). `--force` rebuilds. Concurrent callers wait on a lock.
 set -euo pipefail
 
 # The guest package set. Everything the tests run inside the guest must be here: guests
@@ -20,7 +20,7 @@ PACKAGES=(
   linux-image-amd64 initramfs-tools qemu-guest-agent
 )
 SUITE=bookworm
-MIRROR="${ROOKERY_VMLAB_MIRROR:-http://deb.debian.org/debian}"
+MIRROR="${ROOKERY_VMLAB_MIRROR:-$("$(dirname "${BASH_SOURCE[0]}")/apt-mirror.sh")}"
 CACHE="${ROOKERY_VMLAB_CACHE:-/var/cache/rookery-vmlab}"
 IMAGE_SIZE=3G
 

@@ -25,7 +25,8 @@ apt_install=(apt-get install -y -qq --no-install-recommends)
 if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
   src=/etc/apt/sources.list.d/bookworm-backports.sources
   if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$src"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$("$(dirname "$0")/apt-mirror.sh")" >"$src"
   fi
   apt-get update -qq
   "${apt_install[@]}" -t bookworm-backports qemu-system-x86 qemu-utils debootstrap

@@ -1,7 +1,9 @@
 //! Developer tasks, so the README's commands stay one line each.
 //!
-//! - `cargo xtask agent`: build the static, size-optimised `rookery-agent` and print its size.
-//! - `cargo xtask build`: the agent plus a release `rookery`, both copied to `target/dist/`.
+//! - `cargo xtask agent`: build the static (musl), size-optimised `rookery-agent` for x86_64
+//!   and aarch64 and print their sizes.
+//! - `cargo xtask build`: both agents plus a release `rookery`, copied to `target/dist/`
+//!   (`rookery-agent-x86_64`, `rookery-agent-aarch64`, where `rookery` looks for them).
 //! - `cargo xtask test`: fmt + clippy, build the binaries the end-to-end tests drive (and a
 //!   debug agent with the `test-hooks` fault hooks for the crash tests, kept apart from the
 //!   shipped one), then run every test in the workspace with their paths exported.
@@ -12,7 +14,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// (architecture as `uname -m` names it, Rust target) of every agent that ships.
+const AGENT_TARGETS: [(&str, &str); 2] = [
+    ("x86_64", "x86_64-unknown-linux-musl"),
+    ("aarch64", "aarch64-unknown-linux-musl"),
+];
 
 fn main() {
     if let Err(err) = run() {
@@ -29,8 +35,9 @@ fn run() -> Result<()> {
         .unwrap_or(("help", &[]));
     match task {
         "agent" => {
-            let path = build_agent()?;
-            println!("{}", path.display());
+            for (_, path) in build_agents()? {
+                println!("{}", path.display());
+            }
             Ok(())
         }
         "build" => build_dist(),
@@ -72,42 +79,66 @@ fn status(mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-/// Static glibc (`crt-static`) so the agent needs nothing on the node but a kernel; built for an
-/// explicit target so the flag does not reach build scripts and proc-macros.
-fn build_agent() -> Result<PathBuf> {
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--profile",
-        "agent",
-        "-p",
-        "rookery-agent",
-        "--target",
-        AGENT_TARGET,
-    ]);
-    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
-    status(cmd)?;
-    let path = target_dir().join(AGENT_TARGET).join("agent/rookery-agent");
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("{}", path.display()))?
-        .len();
-    eprintln!(
-        "xtask: agent {} ({} bytes, {:.2} MiB, stripped, static)",
-        path.display(),
-        size,
-        size as f64 / 1048576.0
-    );
-    Ok(path)
+/// Static musl builds, so the agent needs nothing on the node but a kernel (and is smaller
+/// than static glibc); built for explicit targets so the flags do not reach build scripts and
+/// proc-macros. aarch64 links with the toolchain's own `rust-lld`: no cross C toolchain needed.
+/// Returns (architecture, path) per agent.
+fn build_agents() -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut out = Vec::new();
+    for (arch, target) in AGENT_TARGETS {
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "--profile",
+            "agent",
+            "-p",
+            "rookery-agent",
+            "--target",
+            target,
+        ]);
+        cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
+        if arch == "aarch64" {
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
+        }
+        status(cmd).with_context(|| {
+            format!("building the {arch} agent (needs `rustup target add {target}`)")
+        })?;
+        let path = target_dir().join(target).join("agent/rookery-agent");
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("{}", path.display()))?
+            .len();
+        eprintln!(
+            "xtask: agent {arch} {} ({} bytes, {:.2} MiB, stripped, static musl)",
+            path.display(),
+            size,
+            size as f64 / 1048576.0
+        );
+        out.push((arch, path));
+    }
+    Ok(out)
+}
+
+/// The x86_64 agent, which the loop-device, sshd and local tests on this machine run.
+fn native_agent(agents: &[(&str, PathBuf)]) -> Result<PathBuf> {
+    agents
+        .iter()
+        .find(|(a, _)| *a == std::env::consts::ARCH)
+        .map(|(_, p)| p.clone())
+        .with_context(|| format!("no agent built for {}", std::env::consts::ARCH))
 }
 
 fn build_dist() -> Result<()> {
-    let agent = build_agent()?;
+    let agents = build_agents()?;
     let mut cmd = cargo();
     cmd.args(["build", "--release", "-p", "rookery"]);
     status(cmd)?;
     let dist = target_dir().join("dist");
     std::fs::create_dir_all(&dist)?;
-    std::fs::copy(&agent, dist.join("rookery-agent"))?;
+    // A plain `rookery-agent` from an older build would be taken for a third agent.
+    let _ = std::fs::remove_file(dist.join("rookery-agent"));
+    for (arch, path) in &agents {
+        std::fs::copy(path, dist.join(format!("rookery-agent-{arch}")))?;
+    }
     std::fs::copy(target_dir().join("release/rookery"), dist.join("rookery"))?;
     println!("{}", dist.join("rookery").display());
     Ok(())
@@ -131,7 +162,8 @@ fn test(rest: &[String]) -> Result<()> {
         ]);
         status(clippy)?;
     }
-    let agent = build_agent()?;
+    let agents = build_agents()?;
+    let agent = native_agent(&agents)?;
     let mut build = cargo();
     build.args(["build", "-p", "rookery"]);
     status(build)?;
@@ -156,5 +188,9 @@ fn test(rest: &[String]) -> Result<()> {
         .env("ROOKERY_AGENT_BIN", &agent)
         .env("ROOKERY_AGENT", &agent)
         .env("ROOKERY_AGENT_TEST_HOOKS_BIN", &hooks_agent);
+    // The aarch64 agent, run under qemu-user by tests/tests/agent_aarch64.rs.
+    if let Some((_, p)) = agents.iter().find(|(a, _)| *a == "aarch64") {
+        test.env("ROOKERY_AGENT_AARCH64_BIN", p);
+    }
     status(test)
 }

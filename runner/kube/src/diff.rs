@@ -192,10 +192,17 @@ async fn diff_one(
     if resolver.resolve(&gvk_of(&o.id)).await?.is_none() {
         return Ok(entry(ObjectDiff::Create {
             checked: false,
-            unchecked_because: Some(format!(
-                "the cluster does not serve {} yet (its CRD is applied first)",
-                o.id.kind
-            )),
+            unchecked_because: Some(match &o.skip_unless_served {
+                // No CRD of the stack provides it: apply will skip it, not create it.
+                Some(hint) => format!(
+                    "the cluster does not serve {}, so apply skips it: {hint}",
+                    o.id.kind
+                ),
+                None => format!(
+                    "the cluster does not serve {} yet (its CRD is applied first)",
+                    o.id.kind
+                ),
+            }),
         }));
     }
     if let Some(ns) = &o.id.namespace

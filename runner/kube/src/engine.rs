@@ -80,6 +80,7 @@ pub fn default_stage_timeout(stage: Stage) -> Duration {
         Stage::StorageClasses => 60,
         Stage::Velero => 300,
         Stage::BackupSchedules => 120,
+        Stage::Alerts => 60,
     };
     Duration::from_secs(secs)
 }
@@ -311,14 +312,51 @@ pub async fn apply(
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect()
         .await?;
+    // Kinds the cluster may lack on purpose (PrometheusRule without the Prometheus Operator):
+    // their objects are skipped with the object's own hint instead of failing the run.
+    let mut unserved_optional: Vec<(String, String)> = Vec::new();
     for (id, served) in served {
         if !served && !installed.contains(&(id.group().to_string(), id.kind.clone())) {
+            if selected.iter().any(|o| {
+                o.skip_unless_served.is_some()
+                    && o.id.api_version == id.api_version
+                    && o.id.kind == id.kind
+            }) {
+                unserved_optional.push((id.api_version.clone(), id.kind.clone()));
+                continue;
+            }
             return Err(KubeError::UnknownKind {
                 object: id.to_string(),
                 api_version: id.api_version.clone(),
                 kind: id.kind.clone(),
             });
         }
+    }
+    let (skipped, selected): (Vec<&DesiredObject>, Vec<&DesiredObject>) =
+        selected.into_iter().partition(|o| {
+            o.skip_unless_served.is_some()
+                && unserved_optional
+                    .iter()
+                    .any(|(v, k)| *v == o.id.api_version && *k == o.id.kind)
+        });
+    for (api_version, kind) in &unserved_optional {
+        let these: Vec<&&DesiredObject> = skipped
+            .iter()
+            .filter(|o| o.id.api_version == *api_version && o.id.kind == *kind)
+            .collect();
+        let names: Vec<String> = these.iter().map(|o| o.id.to_string()).collect();
+        let hint = these
+            .first()
+            .and_then(|o| o.skip_unless_served.clone())
+            .unwrap_or_default();
+        reporter.event(Event::Warning {
+            message: format!(
+                "not applied: the cluster does not serve {kind} ({api_version}), so {} \
+                 object(s) were skipped: {}; {hint}",
+                names.len(),
+                names.join(", ")
+            ),
+        });
     }
     let live = read_live(&resolver, &selected, opts.concurrency).await?;
     let immutable: Vec<_> = selected

@@ -27,7 +27,7 @@ fn agent() -> Option<AgentBinary> {
         // itself on start).
         Some(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/x86_64-unknown-linux-gnu/agent/rookery-agent"),
+                .join("../../target/x86_64-unknown-linux-musl/agent/rookery-agent"),
         ),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/rookery-agent")),
     ];

@@ -440,6 +440,23 @@ pub fn human_objects(desired: &DesiredState, bundle: &Path, complete: bool, verb
             format!("; waits for {}", waits.join(", "))
         };
         let _ = writeln!(s, "  {}. {} ({kinds}{wait})", n + 1, stage.title());
+        // Kinds no CRD of the stack provides: say up front that apply may skip them.
+        let mut optional: Vec<(&str, &str, &str)> = objects
+            .iter()
+            .filter_map(|o| {
+                o.skip_unless_served
+                    .as_deref()
+                    .map(|h| (o.id.kind.as_str(), o.id.api_version.as_str(), h))
+            })
+            .collect();
+        optional.dedup();
+        for (kind, api_version, hint) in optional {
+            let _ = writeln!(
+                s,
+                "       note: applied only if the cluster serves {kind} ({api_version}); \
+                 without it `apply` skips them with a warning ({hint})"
+            );
+        }
         let detailed = verbose > 0 || objects.len() <= 4;
         if detailed {
             for o in &objects {

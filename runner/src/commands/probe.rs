@@ -70,16 +70,17 @@ pub async fn run(args: ProbeArgs, out: Output) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let agent = &opts.agent;
     let any_ssh = hosts
         .iter()
         .any(|h| h.connection.kind == ConnectionKind::Ssh);
-    if any_ssh && !agent.is_static() && !out.quiet {
-        eprintln!(
-            "warning: the agent {} is dynamically linked; hosts with another C library may not \
-             run it (build the static one with `cargo xtask agent`)",
-            agent.path().display()
-        );
+    for agent in opts.agents.iter() {
+        if any_ssh && !agent.is_static() && !out.quiet {
+            eprintln!(
+                "warning: the agent {} is dynamically linked; hosts with another C library may \
+                 not run it (build the static one with `cargo xtask agent`)",
+                agent.path().display()
+            );
+        }
     }
     if !out.quiet {
         for h in &hosts {

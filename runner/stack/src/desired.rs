@@ -22,7 +22,9 @@ use crate::readiness::{Readiness, group_of};
 /// before the next starts: CRDs first so no kind is ever unknown, then namespaces and cluster
 /// RBAC, then the seed's deployment flow (snapshotter → Rook operator → CephCluster →
 /// filesystems → storage classes → Velero), schedules last because Velero only accepts them
-/// once a backup location is available (k8s-pitfalls §8).
+/// once a backup location is available (k8s-pitfalls §8), and alert rules after everything they
+/// watch (applied only when the cluster serves PrometheusRule: see
+/// [`DesiredObject::skip_unless_served`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Stage {
@@ -35,10 +37,11 @@ pub enum Stage {
     StorageClasses,
     Velero,
     BackupSchedules,
+    Alerts,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Crds,
         Stage::Namespaces,
         Stage::SnapshotController,
@@ -48,6 +51,7 @@ impl Stage {
         Stage::StorageClasses,
         Stage::Velero,
         Stage::BackupSchedules,
+        Stage::Alerts,
     ];
 
     /// Stable name for flags, JSON and playbook parameters.
@@ -62,6 +66,7 @@ impl Stage {
             Stage::StorageClasses => "storage-classes",
             Stage::Velero => "velero",
             Stage::BackupSchedules => "backup-schedules",
+            Stage::Alerts => "alerts",
         }
     }
 
@@ -76,6 +81,7 @@ impl Stage {
             Stage::StorageClasses => "StorageClasses and VolumeSnapshotClass",
             Stage::Velero => "Velero",
             Stage::BackupSchedules => "backup schedules",
+            Stage::Alerts => "Prometheus alert rules",
         }
     }
 
@@ -173,6 +179,11 @@ pub struct DesiredObject {
     /// Secret `data` to resolve when the object is sent or written with values.
     pub secret_data: Vec<SecretItem>,
     pub readiness: Readiness,
+    /// Set for an object whose kind no CRD of the stack provides (a PrometheusRule needs the
+    /// Prometheus Operator's CRDs): `apply` skips it with this hint when the cluster does not
+    /// serve the kind, instead of failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_unless_served: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +255,7 @@ impl DesiredObject {
             body: doc,
             secret_data: Vec::new(),
             readiness,
+            skip_unless_served: None,
         })
     }
 

@@ -627,6 +627,9 @@ mod tests {
                 rook += 1;
             }
         }
-        assert_eq!(rook, 4, "crds, common, csi-operator, operator");
+        assert_eq!(
+            rook, 5,
+            "crds, common, csi-operator, operator, monitoring/localrules"
+        );
     }
 }

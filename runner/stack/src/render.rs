@@ -25,6 +25,10 @@ use crate::versions;
 /// The templates, embedded so the binary renders without the source tree.
 const TEMPLATES: &[(&str, &str)] = &[
     (
+        "prometheusrule-rookery",
+        include_str!("../../../playbooks/templates/prometheusrule-rookery.yaml.hbs"),
+    ),
+    (
         "cephcluster",
         include_str!("../../../playbooks/templates/cephcluster.yaml.hbs"),
     ),
@@ -267,7 +271,10 @@ pub fn render(
             json!({ "name": namespaces.operator }),
         )?;
     }
-    for f in bundle.files_under("rook-") {
+    for f in bundle
+        .files_under("rook-")
+        .filter(|f| !f.path.contains("/monitoring/"))
+    {
         r.bundle_file(Stage::RookOperator, bundle, f)?;
     }
 
@@ -393,6 +400,12 @@ pub fn render(
         render_velero(&mut r, stack, backup)?;
     }
 
+    // 10. Alerts: Rook's own rules for Ceph plus Rookery's for Velero, after everything they
+    // watch; applied only where the Prometheus Operator's CRDs are installed.
+    if stack.monitoring.enabled {
+        render_alerts(&mut r, stack, bundle, ns)?;
+    }
+
     // Stable: within a stage, objects keep the order they were rendered in.
     r.out.objects.sort_by_key(|o| o.stage);
     Ok(r.out)
@@ -478,6 +491,93 @@ fn secret(
         one_line,
     }];
     Ok(())
+}
+
+/// What `apply` says when the cluster has no PrometheusRule kind.
+pub const ALERTS_SKIP_HINT: &str = "install the Prometheus Operator's CRDs \
+(monitoring.coreos.com) and apply again to get the Ceph and Velero alerts";
+
+/// The name of Rookery's own PrometheusRule (Rook's is `prometheus-ceph-rules`).
+pub const ROOKERY_RULES_NAME: &str = "rookery-backup-rules";
+
+/// Rook's upstream `monitoring/localrules.yaml` (namespace rewritten like the rest of Rook's
+/// files) and Rookery's rules for what nobody ships: Velero backups that failed or partially
+/// failed, an unavailable backup location, and a schedule with no successful backup within
+/// twice its period. Metric names are Velero's own (velero@v1.18.1 `pkg/metrics/metrics.go`,
+/// rook-velero-facts-2 §2): `velero_backup_failure_total`, `velero_backup_partial_failure_total`
+/// and `velero_backup_last_successful_timestamp` (label `schedule`),
+/// `velero_backup_location_status_gauge` (label `backup_location_name`, 1 = available).
+/// `rookery drill` exports no metrics, so there is no drill rule.
+fn render_alerts(
+    r: &mut Renderer,
+    stack: &Stack,
+    bundle: &Bundle,
+    cluster_ns: &str,
+) -> Result<(), RenderError> {
+    let first = r.out.objects.len();
+    for f in bundle
+        .files_under("rook-")
+        .filter(|f| f.path.ends_with("/monitoring/localrules.yaml"))
+    {
+        r.bundle_file(Stage::Alerts, bundle, f)?;
+    }
+    let schedules: Vec<Value> = stack
+        .backup_strategy
+        .iter()
+        .flat_map(|b| b.schedules.iter())
+        .filter(|s| s.paused != Some(true))
+        .filter_map(|s| {
+            // Validation has checked the cron already; a schedule that never fires has no
+            // period to alert on.
+            let twice = 2 * crate::timefmt::cron_period(&s.schedule).ok()?.as_secs();
+            let (name, cron, t) = (&s.name, &s.schedule, human_duration(twice));
+            // Schedule names are DNS-1123 (validated), so they need no escaping in a label
+            // matcher.
+            let series = format!("velero_backup_last_successful_timestamp{{schedule=\"{name}\"}}");
+            Some(json!({
+                "name": name,
+                "twicePeriod": t,
+                "recentExpr": format!("(time() - {series} > {twice}) and ({series} > 0)"),
+                "recentSummary": format!("Schedule {name}: no successful backup for more than {t}"),
+                "recentDescription": format!(
+                    "Schedule {name} ({cron}) has had no successful backup for more than twice \
+                     its period ({t}): a restore would lose more data than the schedule promises."
+                ),
+                "neverExpr": format!("absent({series} > 0)"),
+                "neverSummary": format!("Schedule {name}: no successful backup yet"),
+                "neverDescription": format!(
+                    "Velero has reported no successful backup of schedule {name} ({cron}) for \
+                     twice its period ({t})."
+                ),
+            }))
+        })
+        .collect();
+    if stack.backup_strategy.is_some() {
+        r.template(
+            Stage::Alerts,
+            "prometheusrule-rookery",
+            json!({
+                "name": ROOKERY_RULES_NAME,
+                "namespace": cluster_ns,
+                "schedules": schedules,
+            }),
+        )?;
+    }
+    for o in &mut r.out.objects[first..] {
+        o.skip_unless_served = Some(ALERTS_SKIP_HINT.to_string());
+    }
+    Ok(())
+}
+
+/// `48h`, `2d`, `90m`: for alert descriptions.
+fn human_duration(secs: u64) -> String {
+    if secs.is_multiple_of(86400) {
+        format!("{}d", secs / 86400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{}m", secs.div_ceil(60))
+    }
 }
 
 fn render_velero(

@@ -14,7 +14,7 @@ fn lock_file_hashes_match_shared_upstream() {
         let bytes = std::fs::read(common::shared_upstream().join(&f.path)).unwrap();
         assert_eq!(bytes.len() as u64, f.bytes, "{}", f.path);
     }
-    assert_eq!(lock.files.len(), 25);
+    assert_eq!(lock.files.len(), 26);
 }
 
 /// The lock file agrees with the provenance table in shared/upstream/README.md (sha256,
@@ -72,7 +72,7 @@ fn verify_and_read_detect_missing_and_tampered_files() {
         cached += 1;
     })
     .unwrap();
-    assert_eq!(cached, 25);
+    assert_eq!(cached, 26);
 }
 
 #[test]

@@ -123,6 +123,19 @@ pub enum ConnectError {
     },
     #[error("{host}: the agent did not start: {detail}")]
     AgentStart { host: String, detail: String },
+    /// The host's `uname -m` names an architecture no agent was given for.
+    #[error(
+        "{host}: the host's architecture is {} (`uname -m`) and there is no rookery-agent for it \
+         (agents: {have})",
+        if arch.is_empty() { "unknown" } else { arch.as_str() }
+    )]
+    NoAgentForArch {
+        host: String,
+        /// What `uname -m` printed on the host (empty: nothing).
+        arch: String,
+        /// The agents rookery has, `x86_64 (PATH), ...`.
+        have: String,
+    },
     /// The agent's process ended before its protocol marker; `code` is its exit status.
     #[error("{host}: the agent did not start: {detail}")]
     AgentExited {
@@ -181,6 +194,7 @@ impl ConnectError {
             | ConnectError::Config { host, .. }
             | ConnectError::AgentUpload { host, .. }
             | ConnectError::AgentStart { host, .. }
+            | ConnectError::NoAgentForArch { host, .. }
             | ConnectError::AgentExited { host, .. }
             | ConnectError::BecomeFailed { host, .. }
             | ConnectError::Spawn { host, .. }
@@ -240,6 +254,15 @@ impl rookery_diagnostic::Diagnostic for ConnectError {
                 "the host may be down or firewalled; raise --connect-timeout for slow links".into(),
             ),
             ConnectError::Timeout { .. } => Some("raise --timeout for slow hosts".into()),
+            ConnectError::NoAgentForArch { arch, .. } => {
+                Some(match crate::Arch::from_uname(arch) {
+                    Some(a) => format!(
+                        "`cargo xtask build` puts target/dist/rookery-agent-{a} beside rookery; or \
+                     pass --agent-binary PATH once per architecture"
+                    ),
+                    None => "rookery-agent is built for x86_64 and aarch64 Linux only".into(),
+                })
+            }
             ConnectError::BecomeFailed { .. } => Some(
                 "set ansible_become_password (or --ask-become-pass), or allow the agent path \
                  in sudoers with NOPASSWD"

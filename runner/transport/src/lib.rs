@@ -2,7 +2,7 @@
 //! the agent bootstrap (upload once per version, verify, run), and the protocol session.
 //!
 //! CONTRACT (used by the runner, playbook and stack crates; extend, don't break):
-//! - [`AgentBinary::locate`] finds the agent to ship; [`ConnectOptions`] holds run-wide
+//! - [`Agents::locate`] finds the agents to ship (one per architecture); [`ConnectOptions`] holds run-wide
 //!   settings; [`Connector::connect`] gives one [`AgentSession`] per host.
 //! - [`AgentSession`] is cheap to clone and reused for every step on that host;
 //!   [`AgentSession::call`] / [`AgentSession::call_with_events`] send one request.
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rookery_inventory::{ConnectionKind, ConnectionSpec};
 
-pub use agent_binary::{AGENT_ENV, AgentBinary, AgentBinaryError};
+pub use agent_binary::{AGENT_ENV, AgentBinary, AgentBinaryError, Agents, Arch};
 pub use error::{ConnectError, SessionError};
 pub use fanout::{HostOutcome, HostPanic, fan_out, fan_out_with_progress};
 pub use session::{AgentSession, op_name};
@@ -35,8 +35,8 @@ pub const PASSPHRASE_ENV: &str = "ROOKERY_SSH_PASSPHRASE";
 /// [`ConnectionSpec`]).
 #[derive(Clone)]
 pub struct ConnectOptions {
-    /// The agent to run on every host.
-    pub agent: AgentBinary,
+    /// The agents to run, one per architecture; each host gets the one for its `uname -m`.
+    pub agents: Agents,
     /// Record unknown host keys instead of refusing them (`--accept-new-host-keys`).
     pub accept_new_host_keys: bool,
     /// Accept any host key that does not contradict known_hosts, record nothing, and allow
@@ -67,7 +67,7 @@ impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Secrets are shown only as present/absent.
         f.debug_struct("ConnectOptions")
-            .field("agent", &self.agent)
+            .field("agents", &self.agents)
             .field("accept_new_host_keys", &self.accept_new_host_keys)
             .field("insecure_ignore_host_keys", &self.insecure_ignore_host_keys)
             .field("known_hosts", &self.known_hosts)
@@ -90,9 +90,9 @@ impl std::fmt::Debug for ConnectOptions {
 
 impl ConnectOptions {
     /// Defaults: strict host keys, 10 s connect timeout, 60 s command timeout.
-    pub fn new(agent: AgentBinary) -> Self {
+    pub fn new(agents: impl Into<Agents>) -> Self {
         ConnectOptions {
-            agent,
+            agents: agents.into(),
             accept_new_host_keys: false,
             insecure_ignore_host_keys: false,
             known_hosts: None,

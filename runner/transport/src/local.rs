@@ -57,7 +57,14 @@ pub(crate) async fn connect(
     spec: &ConnectionSpec,
     opts: &ConnectOptions,
 ) -> Result<AgentSession, ConnectError> {
-    let agent = &opts.agent;
+    let agent = opts
+        .agents
+        .native()
+        .ok_or_else(|| ConnectError::NoAgentForArch {
+            host: host.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            have: opts.agents.describe(),
+        })?;
     let root = euid() == Some(0);
     let become_user = spec.become_user.as_deref().filter(|u| *u != "root");
     let use_sudo = spec.become_ && (!root || become_user.is_some());
@@ -154,7 +161,7 @@ pub(crate) async fn connect(
     session::start(host, proc, become_prompt, false, opts.command_timeout)
         .await
         .map_err(|e| match e {
-            StartError::NeedUpload(why) => ConnectError::AgentStart {
+            StartError::NeedUpload(why, _) => ConnectError::AgentStart {
                 host: host.to_string(),
                 detail: format!(
                     "{why}: {} changed on disk since rookery read it",
@@ -165,7 +172,9 @@ pub(crate) async fn connect(
                 host: host.to_string(),
                 detail,
             },
-            StartError::Failed(detail) | StartError::Upload(detail) => ConnectError::AgentStart {
+            StartError::Failed(detail)
+            | StartError::Upload(detail)
+            | StartError::NoAgentForArch(detail) => ConnectError::AgentStart {
                 host: host.to_string(),
                 detail: format!("{program}: {detail}"),
             },

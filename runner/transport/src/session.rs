@@ -84,8 +84,12 @@ pub(crate) struct BecomePrompt {
 /// Why start-up failed; the transport decides what to do (upload, report).
 #[derive(Debug)]
 pub(crate) enum StartError {
-    /// The bootstrap said the agent is missing or corrupt (exit 86/87): upload and retry.
-    NeedUpload(String),
+    /// The bootstrap said the agent is missing or corrupt (exit 86/87): upload and retry. The
+    /// second field is the host's architecture when the bootstrap reported it.
+    NeedUpload(String, Option<String>),
+    /// The bootstrap found no agent for the host's architecture (exit 88): what `uname -m`
+    /// printed.
+    NoAgentForArch(String),
     /// The upload script failed (exit 85): the detail is its stderr.
     Upload(String),
     Become(String),
@@ -703,13 +707,27 @@ pub(crate) async fn start(
     Ok(session)
 }
 
+/// The architecture the bootstrap script reported on stderr (its last `rookery-arch=` line).
+fn reported_arch(tail: &StderrTail) -> Option<String> {
+    tail.text()
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(crate::ssh::bootstrap::ARCH_PREFIX))
+        .map(|a| a.trim().to_string())
+}
+
 fn classify_exit(status: Option<ExitInfo>, tail: &StderrTail, noise: &[u8]) -> StartError {
     let err = tail.last_lines(3);
     let code = status.as_ref().and_then(|s| s.code);
+    let arch = reported_arch(tail);
     if code == Some(EXIT_NEED_UPLOAD) {
         return StartError::NeedUpload(
             "the agent is not on the host or its checksum is wrong".into(),
+            arch,
         );
+    }
+    if code == Some(crate::ssh::bootstrap::EXIT_NO_AGENT_FOR_ARCH) {
+        return StartError::NoAgentForArch(arch.unwrap_or_default());
     }
     if code == Some(crate::ssh::bootstrap::EXIT_UPLOAD_FAILED) {
         return StartError::Upload(if err.is_empty() {
@@ -719,7 +737,10 @@ fn classify_exit(status: Option<ExitInfo>, tail: &StderrTail, noise: &[u8]) -> S
         });
     }
     if code == Some(EXIT_SELF_CHECK_FAILED) {
-        return StartError::NeedUpload("the agent's self-check found a corrupt binary".into());
+        return StartError::NeedUpload(
+            "the agent's self-check found a corrupt binary".into(),
+            arch,
+        );
     }
     let lower = err.to_lowercase();
     if lower.contains("a password is required") {
@@ -1113,6 +1134,6 @@ mod tests {
         let e = start("h1", p, None, false, Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert!(matches!(e, StartError::NeedUpload(_)), "{e:?}");
+        assert!(matches!(e, StartError::NeedUpload(..)), "{e:?}");
     }
 }

@@ -1,5 +1,6 @@
-//! Getting the agent running over SSH: the one-exec hot path (verify the cached, sha256-named
-//! binary and `exec` it, or `exit 86`), and, when it is missing or corrupt, the upload on a
+//! Getting the agent running over SSH: the one-exec hot path (pick the agent for the host's
+//! `uname -m`, verify the cached, sha256-named binary and `exec` it, or `exit 86` naming the
+//! architecture, or `exit 88` when there is no agent for it), and, when it is missing or corrupt, the upload on a
 //! second channel that `exec`s the fresh agent too, so that channel becomes the agent's. The agent lives in `/var/lib/rookery` for root logins and in the user's
 //! `${XDG_CACHE_HOME:-$HOME/.cache}/rookery` otherwise, in a directory created 0700 and owned
 //! by the login user (checked with `test -O`), so nobody else can swap the binary.
@@ -12,6 +13,7 @@ use russh::client::Handle;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
+use crate::agent_binary::{Agents, Arch};
 use crate::session::{AgentProcess, Backing, BoxFuture, ExitInfo};
 
 /// How the bootstrap starts the agent.
@@ -27,12 +29,37 @@ pub(crate) enum BecomeMode {
     },
 }
 
-/// Sets `$H`, `$d` (private directory), `$p` (agent path) and `$R` (non-empty for root).
-fn locate(sha: &str) -> String {
+/// Prefix of the stderr line through which the bootstrap tells the runner the host's
+/// architecture (before exit 86 or 88).
+pub(crate) const ARCH_PREFIX: &str = "rookery-arch=";
+
+/// Exit status of the hot path when no agent was given for the host's `uname -m`.
+pub(crate) const EXIT_NO_AGENT_FOR_ARCH: i32 = 88;
+
+/// Sets `$A` (the host's architecture, canonical name) and `$H` (the sha256 of the agent for
+/// it) from `uname -m`, or exits [`EXIT_NO_AGENT_FOR_ARCH`] naming what `uname -m` printed.
+fn select(agents: &Agents) -> String {
+    let mut arms = String::new();
+    for a in agents.iter() {
+        if let Some(arch) = a.arch() {
+            arms.push_str(&format!(
+                "{}) A={}; H={};; ",
+                arch.uname_names().join("|"),
+                arch.name(),
+                a.sha256()
+            ));
+        }
+    }
     format!(
-        "H={sha}; if [ \"$(id -u)\" = 0 ]; then d=/var/lib/rookery; R=1; \
-         else d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/rookery\"; R=; fi; p=\"$d/agent-$H\"; "
+        "m=$(uname -m 2>/dev/null); case \"$m\" in {arms}*) echo \"{ARCH_PREFIX}$m\" >&2; \
+         exit {EXIT_NO_AGENT_FOR_ARCH};; esac; "
     )
+}
+
+/// Sets `$d` (private directory), `$p` (agent path, from `$H`) and `$R` (non-empty for root).
+fn locate() -> &'static str {
+    "if [ \"$(id -u)\" = 0 ]; then d=/var/lib/rookery; R=1; \
+     else d=\"${XDG_CACHE_HOME:-$HOME/.cache}/rookery\"; R=; fi; p=\"$d/agent-$H\"; "
 }
 
 /// Single-quote for sh.
@@ -73,12 +100,15 @@ fn exec_agent(become_: &BecomeMode) -> String {
     }
 }
 
-/// The hot path: one exec, no upload. Exits 86 when the agent must be uploaded.
-pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
+/// The hot path: one exec, no upload. Exits 86 (with the architecture on stderr) when the
+/// agent must be uploaded.
+pub(crate) fn run_script(agents: &Agents, become_: &BecomeMode) -> String {
     format!(
-        "{}if [ -O \"$d\" ] && [ -x \"$p\" ] && {{ ! command -v sha256sum >/dev/null 2>&1 || \
-         echo \"$H  $p\" | sha256sum -c >/dev/null 2>&1; }}; then {}; fi; exit {}",
-        locate(sha),
+        "{}{}if [ -O \"$d\" ] && [ -x \"$p\" ] && {{ ! command -v sha256sum >/dev/null 2>&1 || \
+         echo \"$H  $p\" | sha256sum -c >/dev/null 2>&1; }}; then {}; fi; \
+         echo \"{ARCH_PREFIX}$A\" >&2; exit {}",
+        select(agents),
+        locate(),
         exec_agent(become_),
         rookery_proto::EXIT_NEED_UPLOAD
     )
@@ -92,10 +122,10 @@ pub(crate) fn run_script(sha: &str, become_: &BecomeMode) -> String {
 /// Agents of other versions untouched for 30 days are removed on the way (an old rookery
 /// that still needs one simply uploads it again). Exits [`EXIT_UPLOAD_FAILED`] when the upload
 /// fails, and 86 when the fresh agent still cannot be run.
-pub(crate) fn upload_script(sha: &str, len: usize, become_: &BecomeMode) -> String {
+pub(crate) fn upload_script(arch: Arch, sha: &str, len: usize, become_: &BecomeMode) -> String {
     let fail = EXIT_UPLOAD_FAILED;
     format!(
-        "{}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
+        "A={arch}; H={sha}; {}umask 077; mkdir -p \"$d\" && chmod 700 \"$d\" && [ -O \"$d\" ] || \
          {{ echo \"rookery: cannot create the private directory $d\" >&2; exit {fail}; }}; \
          find \"$d\" -name 'agent-*.tmp.*' -mmin +10 -exec rm -f {{}} + 2>/dev/null; \
          t=\"$p.tmp.$$\"; trap 'rm -f \"$t\"' EXIT; trap 'exit {fail}' HUP INT TERM; \
@@ -107,7 +137,7 @@ pub(crate) fn upload_script(sha: &str, len: usize, become_: &BecomeMode) -> Stri
          chmod 700 \"$t\" && mv -f \"$t\" \"$p\" || exit {fail}; trap - EXIT HUP INT TERM; \
          find \"$d\" -name 'agent-*' ! -name \"agent-$H\" -mtime +30 -exec rm -f {{}} + 2>/dev/null; \
          if [ -x \"$p\" ]; then {}; fi; exit {}",
-        locate(sha),
+        locate(),
         exec_agent(become_),
         rookery_proto::EXIT_NEED_UPLOAD
     )
@@ -216,27 +246,48 @@ pub(crate) async fn exec_process(
 mod tests {
     use super::*;
 
+    use crate::AgentBinary;
+
+    fn elf(machine: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[0..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[0x12..0x14].copy_from_slice(&machine.to_le_bytes());
+        b
+    }
+
+    fn two_arches() -> Agents {
+        Agents::new(vec![
+            AgentBinary::from_bytes("x".into(), elf(0x3e)),
+            AgentBinary::from_bytes("a".into(), elf(0xb7)),
+        ])
+        .unwrap()
+    }
+
     #[test]
     fn scripts_are_valid_sh() {
         let sha = "ab".repeat(32);
+        let agents = two_arches();
         for s in [
-            run_script(&sha, &BecomeMode::None),
+            run_script(&agents, &BecomeMode::None),
             run_script(
-                &sha,
+                &agents,
                 &BecomeMode::Sudo {
                     prompt: Some("[x] pw:".into()),
                     user: None,
                 },
             ),
             run_script(
-                &sha,
+                &agents,
                 &BecomeMode::Sudo {
                     prompt: None,
                     user: Some("o'brien".into()),
                 },
             ),
-            upload_script(&sha, 1234, &BecomeMode::None),
+            upload_script(Arch::Aarch64, &sha, 1234, &BecomeMode::None),
             upload_script(
+                Arch::X86_64,
                 &sha,
                 1234,
                 &BecomeMode::Sudo {
@@ -255,17 +306,53 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hot_path_exits_86_without_agent() {
+    /// Runs the hot path with a `uname` that prints `machine`: (exit code, stderr).
+    fn hot_path_as(agents: &Agents, machine: &str) -> (Option<i32>, String) {
         let dir = tempfile::tempdir().unwrap();
-        let st = std::process::Command::new("sh")
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let uname = bin.join("uname");
+        std::fs::write(&uname, format!("#!/bin/sh\necho {machine}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&uname, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(command(&run_script(&"cd".repeat(32), &BecomeMode::None)))
+            .arg(command(&run_script(agents, &BecomeMode::None)))
             .env("XDG_CACHE_HOME", dir.path())
             .env("HOME", dir.path())
-            .status()
+            .env("PATH", path)
+            .output()
             .unwrap();
-        // Root uses /var/lib/rookery, where this sha is never present either.
-        assert_eq!(st.code(), Some(rookery_proto::EXIT_NEED_UPLOAD));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn hot_path_exits_86_without_agent_naming_the_arch() {
+        let agents = two_arches();
+        // Root uses /var/lib/rookery, where these shas are never present either.
+        for (machine, arch) in [
+            ("x86_64", "x86_64"),
+            ("aarch64", "aarch64"),
+            ("arm64", "aarch64"),
+        ] {
+            let (code, err) = hot_path_as(&agents, machine);
+            assert_eq!(code, Some(rookery_proto::EXIT_NEED_UPLOAD), "{machine}");
+            assert_eq!(err.trim(), format!("{ARCH_PREFIX}{arch}"), "{machine}");
+        }
+    }
+
+    #[test]
+    fn hot_path_exits_88_for_an_arch_without_agent() {
+        let (code, err) = hot_path_as(&two_arches(), "riscv64");
+        assert_eq!(code, Some(EXIT_NO_AGENT_FOR_ARCH));
+        assert_eq!(err.trim(), format!("{ARCH_PREFIX}riscv64"));
+        let only_x86: Agents = AgentBinary::from_bytes("x".into(), elf(0x3e)).into();
+        let (code, err) = hot_path_as(&only_x86, "aarch64");
+        assert_eq!(code, Some(EXIT_NO_AGENT_FOR_ARCH));
+        assert_eq!(err.trim(), format!("{ARCH_PREFIX}aarch64"));
     }
 }

@@ -21,6 +21,7 @@ use self::auth::{AuthPlan, KeyStore};
 use self::bootstrap::BecomeMode;
 use self::config::{SshConfig, expand_tokens, home_dir};
 use self::known_hosts::HostKeyStatus;
+use crate::Arch;
 use crate::error::ConnectError;
 use crate::session::{self, BecomePrompt, StartError};
 use crate::{AgentSession, ConnectOptions};
@@ -694,7 +695,6 @@ pub(crate) async fn connect(
     } else {
         BecomeMode::None
     };
-    let sha = opts.agent.sha256();
     let become_prompt = match (&prompt_text, &password) {
         (Some(p), Some(pw)) => Some(BecomePrompt {
             prompt: p.clone(),
@@ -727,9 +727,14 @@ pub(crate) async fn connect(
     };
 
     // The hot path: one exec that runs the cached agent, or exits 86.
-    let script = bootstrap::command(&bootstrap::run_script(sha, &mode));
+    let script = bootstrap::command(&bootstrap::run_script(&opts.agents, &mode));
     let proc = open_exec(script).await?;
-    let why = match session::start(
+    let no_agent = |arch: String| ConnectError::NoAgentForArch {
+        host: host.to_string(),
+        arch,
+        have: opts.agents.describe(),
+    };
+    let (why, arch) = match session::start(
         host,
         proc,
         become_prompt.clone(),
@@ -739,17 +744,31 @@ pub(crate) async fn connect(
     .await
     {
         Ok(s) => return Ok(s),
-        Err(StartError::NeedUpload(why)) => why,
-        Err(e) => return Err(withheld_err(map_start_error(host, sha, e))),
+        Err(StartError::NeedUpload(why, arch)) => (why, arch.unwrap_or_default()),
+        Err(StartError::NoAgentForArch(arch)) => return Err(no_agent(arch)),
+        Err(e) => return Err(withheld_err(map_start_error(host, "", e))),
     };
+    // The script only asks for an upload after matching `uname -m` to one of our agents.
+    let Some(agent) = Arch::from_uname(&arch).and_then(|a| opts.agents.for_arch(a)) else {
+        return Err(no_agent(arch));
+    };
+    let sha = agent.sha256();
 
     // The upload: one more exec, whose script stores the agent and then `exec`s it, so this
     // channel becomes the agent's. Nothing else is written until sudo's prompt or the agent's
     // marker appears (`session::start` sends Hello only after the marker), so `head -c N`
     // on the far end cannot read past the agent's bytes.
-    tracing::debug!("{host}: uploading the agent: {why}");
-    let bytes = opts.agent.bytes();
-    let script = bootstrap::command(&bootstrap::upload_script(sha, bytes.len(), &mode));
+    tracing::debug!("{host}: uploading the {arch} agent: {why}");
+    let bytes = agent.bytes();
+    let Some(agent_arch) = agent.arch() else {
+        return Err(no_agent(arch));
+    };
+    let script = bootstrap::command(&bootstrap::upload_script(
+        agent_arch,
+        sha,
+        bytes.len(),
+        &mode,
+    ));
     let mut proc = open_exec(script).await?;
     let sent = tokio::time::timeout(opts.command_timeout, async {
         proc.stdin.write_all(bytes).await?;
@@ -772,7 +791,7 @@ pub(crate) async fn connect(
     session::start(host, proc, become_prompt, true, opts.command_timeout)
         .await
         .map_err(|e| match e {
-            StartError::NeedUpload(why) => ConnectError::AgentStart {
+            StartError::NeedUpload(why, _) => ConnectError::AgentStart {
                 host: host.to_string(),
                 detail: format!("{why}, even right after uploading it (noexec mount? no space?)"),
             },
@@ -784,9 +803,13 @@ pub(crate) async fn connect(
 fn map_start_error(host: &str, sha: &str, e: StartError) -> ConnectError {
     let host = host.to_string();
     match e {
-        StartError::NeedUpload(detail) | StartError::Failed(detail) => {
+        StartError::NeedUpload(detail, _) | StartError::Failed(detail) => {
             ConnectError::AgentStart { host, detail }
         }
+        StartError::NoAgentForArch(arch) => ConnectError::AgentStart {
+            host,
+            detail: format!("no agent for the host's architecture {arch}"),
+        },
         StartError::Exited { code, detail } => ConnectError::AgentExited { host, code, detail },
         StartError::Upload(detail) => ConnectError::AgentUpload {
             host,
