@@ -114,6 +114,7 @@ mod tests {
             body: json!({}),
             secret_data: Vec::new(),
             readiness: Readiness::Exists,
+            skip_unless_served: None,
         }
     }
 

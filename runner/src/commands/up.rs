@@ -197,7 +197,7 @@ mod tests {
             insecure_ignore_host_keys: false,
             known_hosts: None,
             ssh_config: None,
-            agent_binary: None,
+            agent_binary: Vec::new(),
             connect_timeout: 10,
         };
         let out = Output::new(OutputFormat::Human, 0, true);
