@@ -36,6 +36,11 @@ else
   echo "install-deps: all ${#packages[@]} packages present"
 fi
 
+# The static agents are built for musl (x86_64 and aarch64); rustup adds the targets once.
+if command -v rustup >/dev/null 2>&1; then
+  rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+fi
+
 # QEMU, debootstrap and Vagrant for the VM lab tests (tests/vmlab/).
 "$(dirname "$0")/vmlab/install-host-deps.sh"
 

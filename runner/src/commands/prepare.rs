@@ -40,8 +40,9 @@ use devices::plan::{HostPlan, PlannedAction, confirmation_text, plan_host, rende
 use devices::prepare::{HostStatus, PrepareOptions};
 use devices::spec::{VAR, parse_host_specs};
 
-/// Wipe the OSD devices named in the inventory (rookery_devices) so Rook can use them:
-/// prints the plan, needs `wipe: true` + --wipe for disks with data, audits every step.
+/// Wipe the OSD devices the stack (--stack) or the inventory (rookery_devices) names so Rook
+/// can use them: prints the plan, needs `wipe: true` + --wipe for disks with data, audits
+/// every step.
 #[derive(Debug, clap::Args)]
 pub struct PrepareArgs {
     /// Inventory file (Ansible YAML or INI) or directory; devices come from the
