@@ -9,53 +9,14 @@ use crate::snapshot::{SCHEDULE_LABEL, epoch, i64_at, name_of, str_at};
 /// Backup phases that mean the backup did not (fully) happen.
 pub const FAILED_PHASES: [&str; 3] = ["Failed", "PartiallyFailed", "FailedValidation"];
 
-/// The longest gap between two runs of a robfig cron schedule (`cron.ParseStandard`: 5
-/// fields or a descriptor), in seconds. For lists and ranges the gap is over-estimated (a
-/// day for `0 3,15 * * *`), so "older than twice the period" never fires early.
+/// The longest gap between two runs of a robfig cron schedule, in seconds — the same
+/// computation the stack's validation and the schedule alert use
+/// ([`rookery_stack::timefmt::cron_period`]), so `doctor` and the alert agree on "late".
 pub fn period_secs(schedule: &str) -> Option<i64> {
-    let s = schedule.trim();
-    if let Some(rest) = s.strip_prefix("@every ") {
-        let d = humantime::parse_duration(rest.trim()).ok()?;
-        return i64::try_from(d.as_secs()).ok().filter(|p| *p > 0);
-    }
-    let fixed = match s {
-        "@yearly" | "@annually" => Some(366 * 86_400),
-        "@monthly" => Some(31 * 86_400),
-        "@weekly" => Some(7 * 86_400),
-        "@daily" | "@midnight" => Some(86_400),
-        "@hourly" => Some(3600),
-        _ => None,
-    };
-    if fixed.is_some() {
-        return fixed;
-    }
-    // A leading CRON_TZ=/TZ= changes when, not how often.
-    let fields: Vec<&str> = s
-        .split_whitespace()
-        .filter(|f| !f.starts_with("CRON_TZ=") && !f.starts_with("TZ="))
-        .collect();
-    let [minute, hour, dom, month, dow] = fields.as_slice() else {
-        return None;
-    };
-    let every = |f: &str| f == "*" || f == "?";
-    let step = |f: &str| f.strip_prefix("*/").and_then(|n| n.parse::<i64>().ok());
-    Some(if !every(month) {
-        366 * 86_400
-    } else if !every(dom) {
-        31 * 86_400
-    } else if !every(dow) {
-        7 * 86_400
-    } else if let Some(n) = step(hour) {
-        n * 3600
-    } else if !every(hour) {
-        86_400
-    } else if let Some(n) = step(minute) {
-        n * 60
-    } else if every(minute) {
-        60
-    } else {
-        3600
-    })
+    rookery_stack::timefmt::cron_period(schedule)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .filter(|p| *p > 0)
 }
 
 /// A Backup in a line.
