@@ -196,6 +196,16 @@ fn empty_namespaces(
         .collect()
 }
 
+/// `<UTC time>-<4 hex>`: the time for people, the tail so two drills started in the same
+/// second (a script, a CronJob and a person) never reuse a Backup, Restore or scratch name.
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{}-{:04x}", stamp(), (nanos ^ std::process::id()) & 0xffff)
+}
+
 fn scratch_name(ns: &str, suffix: &str) -> String {
     let keep = 63 - "-drill-".len() - suffix.len();
     let base: String = ns.chars().take(keep).collect();
@@ -217,7 +227,7 @@ async fn drill(a: DrillArgs, out: &Output) -> Result<ExitCode, Failure> {
         .unwrap_or_default();
     let rto_target = target(&a.rto, targets.rto.as_deref(), "--rto")?;
     let rpo_target = target(&a.rpo, targets.rpo.as_deref(), "--rpo")?;
-    let run_id = stamp();
+    let run_id = run_id();
     let labels: BTreeMap<String, String> = [(DRILL_LABEL.to_string(), run_id.clone())].into();
     let human = out.format == OutputFormat::Human && !out.quiet;
 

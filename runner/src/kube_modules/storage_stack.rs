@@ -98,9 +98,14 @@ fn stage_error(s: &str) -> String {
     )
 }
 
-/// Stage events as `rookery apply` shows them, numbered by the stage's place in the whole
-/// stack ([5/9]) rather than within this one-stage apply ([1/1]).
-struct StageNumbering(Arc<dyn Reporter>);
+/// Stage events as `rookery apply` shows them, numbered by the stage's place among the
+/// stack's stages ([5/9], the same numbers a whole `rookery apply` prints) rather than within
+/// this one-stage apply ([1/1]).
+struct StageNumbering {
+    inner: Arc<dyn Reporter>,
+    /// The stages the stack has objects in, in apply order.
+    stages: Vec<Stage>,
+}
 
 impl Reporter for StageNumbering {
     fn event(&self, event: Event) {
@@ -113,13 +118,13 @@ impl Reporter for StageNumbering {
             } => Event::StageStarted {
                 stage,
                 title,
-                index: Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0) + 1,
-                total: Stage::ALL.len(),
+                index: self.stages.iter().position(|s| *s == stage).unwrap_or(0) + 1,
+                total: self.stages.len(),
                 objects,
             },
             other => other,
         };
-        self.0.event(event)
+        self.inner.event(event)
     }
 }
 
@@ -223,7 +228,13 @@ impl Action for StorageStackAction {
             ..ApplyOptions::default()
         };
         let started = Instant::now();
-        let progress = StageNumbering(self.env.progress.clone());
+        let progress = StageNumbering {
+            inner: self.env.progress.clone(),
+            stages: Stage::ALL
+                .into_iter()
+                .filter(|s| rendered.desired.objects.iter().any(|o| o.stage == *s))
+                .collect(),
+        };
         let report = not_send(move || async move {
             rookery_kube::apply(&cluster, &rendered.desired, &opts, &progress).await
         })
