@@ -245,61 +245,74 @@ impl BackupView {
             labels,
         }
     }
+}
+
+/// What a Backup and a Restore report the same way (their `status.phase`, `errors`,
+/// `warnings`, `failureReason`, `validationErrors`), and the judgements made from it.
+pub trait Outcome {
+    fn phase(&self) -> Option<&str>;
+    fn failure_reason(&self) -> Option<&str>;
+    fn validation_errors(&self) -> &[String];
+    /// (errors, warnings)
+    fn counts(&self) -> (i64, i64);
 
     /// The phase, `New` while Velero has written none.
-    pub fn phase_or_new(&self) -> &str {
-        self.phase.as_deref().unwrap_or("New")
+    fn phase_or_new(&self) -> &str {
+        self.phase().unwrap_or("New")
     }
 
-    pub fn is_terminal(&self) -> bool {
+    fn is_terminal(&self) -> bool {
         TERMINAL_PHASES.contains(&self.phase_or_new())
     }
 
-    pub fn is_completed(&self) -> bool {
-        self.phase.as_deref() == Some("Completed")
+    fn is_completed(&self) -> bool {
+        self.phase() == Some("Completed")
     }
 
-    /// Velero's own words for a backup that did not complete: failure reason, validation
-    /// errors, or the error/warning counts.
-    pub fn problem(&self) -> Option<String> {
-        problem(
-            self.phase_or_new(),
-            self.failure_reason.as_deref(),
-            &self.validation_errors,
-            self.errors,
-            self.warnings,
-        )
+    /// Velero's own words for one that did not complete: failure reason, validation errors,
+    /// or the error/warning counts.
+    fn problem(&self) -> Option<String> {
+        if self.is_completed() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if let Some(r) = self.failure_reason() {
+            parts.push(r.to_string());
+        }
+        if !self.validation_errors().is_empty() {
+            parts.push(format!(
+                "validation errors: {}",
+                self.validation_errors().join("; ")
+            ));
+        }
+        let (errors, warnings) = self.counts();
+        if errors > 0 || warnings > 0 {
+            parts.push(format!("{errors} error(s), {warnings} warning(s)"));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
-fn problem(
-    phase: &str,
-    failure_reason: Option<&str>,
-    validation_errors: &[String],
-    errors: i64,
-    warnings: i64,
-) -> Option<String> {
-    if phase == "Completed" {
-        return None;
-    }
-    let mut parts = Vec::new();
-    if let Some(r) = failure_reason {
-        parts.push(r.to_string());
-    }
-    if !validation_errors.is_empty() {
-        parts.push(format!(
-            "validation errors: {}",
-            validation_errors.join("; ")
-        ));
-    }
-    if errors > 0 || warnings > 0 {
-        parts.push(format!("{errors} error(s), {warnings} warning(s)"));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(parts.join("; "))
+macro_rules! outcome_of {
+    ($view:ty) => {
+        impl Outcome for $view {
+            fn phase(&self) -> Option<&str> {
+                self.phase.as_deref()
+            }
+            fn failure_reason(&self) -> Option<&str> {
+                self.failure_reason.as_deref()
+            }
+            fn validation_errors(&self) -> &[String] {
+                &self.validation_errors
+            }
+            fn counts(&self) -> (i64, i64) {
+                (self.errors, self.warnings)
+            }
+        }
+    };
 }
+outcome_of!(BackupView);
+outcome_of!(RestoreView);
 
 /// A Restore.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -340,28 +353,6 @@ impl RestoreView {
             failure_reason: str_at(v, "/status/failureReason"),
             validation_errors: strings_at(v, "/status/validationErrors"),
         }
-    }
-
-    pub fn phase_or_new(&self) -> &str {
-        self.phase.as_deref().unwrap_or("New")
-    }
-
-    pub fn is_terminal(&self) -> bool {
-        TERMINAL_PHASES.contains(&self.phase_or_new())
-    }
-
-    pub fn is_completed(&self) -> bool {
-        self.phase.as_deref() == Some("Completed")
-    }
-
-    pub fn problem(&self) -> Option<String> {
-        problem(
-            self.phase_or_new(),
-            self.failure_reason.as_deref(),
-            &self.validation_errors,
-            self.errors,
-            self.warnings,
-        )
     }
 }
 

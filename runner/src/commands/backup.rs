@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use rookery_inventory::Inventory;
 use rookery_kube::Cluster;
-use rookery_kube::velero::{self, BackedUpItem, BackupRequest, BackupView};
+use rookery_kube::velero::{self, BackedUpItem, BackupRequest, BackupView, Outcome as _};
 use rookery_stack::Stack;
 
 use crate::cluster::{self, ClusterArgs, Failure};

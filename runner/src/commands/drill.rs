@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use rookery_kube::drill::{self, Outcome, Verification, VerifyOptions};
-use rookery_kube::velero::{self, BackupRequest, BackupView, RestoreRequest, RestoreView};
+use rookery_kube::velero::{
+    self, BackupRequest, BackupView, Outcome as _, RestoreRequest, RestoreView,
+};
 use serde::Serialize;
 
 use crate::cluster::{self, Failure};

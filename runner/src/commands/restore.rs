@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rookery_kube::velero::{self, RestoreRequest, RestoreView};
+use rookery_kube::velero::{self, Outcome as _, RestoreRequest, RestoreView};
 
 use crate::cluster::{self, Failure};
 use crate::commands::backup::{
