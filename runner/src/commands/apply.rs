@@ -82,22 +82,7 @@ pub async fn desired_state(
     out: &Output,
 ) -> Result<(Prepared, DesiredState, Inventory), ExitCode> {
     let p = prepare(input, out).await?;
-    let errors: Vec<_> = p
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        for f in &errors {
-            eprintln!("error[{}] {}: {}", f.code, f.path, f.message);
-            eprintln!("    hint: {}", f.hint);
-        }
-        eprintln!(
-            "error: the stack has {} validation error(s); nothing was sent to the cluster (see `rookery plan`)",
-            errors.len()
-        );
-        return Err(ExitCode::from(exit::VALIDATION));
-    }
+    p.refuse_on_errors("nothing was sent to the cluster")?;
     if !out.quiet {
         for f in p
             .findings

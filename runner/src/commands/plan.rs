@@ -75,6 +75,30 @@ pub struct Prepared {
     pub bundle: Bundle,
 }
 
+impl Prepared {
+    /// Stop before doing `what` when validation found errors: each is printed with its hint
+    /// and the exit code is returned.
+    pub fn refuse_on_errors(&self, nothing_done: &str) -> Result<(), ExitCode> {
+        let errors: Vec<_> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == rookery_stack::Severity::Error)
+            .collect();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        for f in &errors {
+            eprintln!("error[{}] {}: {}", f.code, f.path, f.message);
+            eprintln!("    hint: {}", f.hint);
+        }
+        eprintln!(
+            "error: the stack has {} validation error(s); {nothing_done} (see `rookery plan`)",
+            errors.len()
+        );
+        Err(ExitCode::from(exit::VALIDATION))
+    }
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(code)

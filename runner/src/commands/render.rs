@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rookery_stack::Severity;
 use rookery_stack::desired::WriteError;
 use rookery_stack::render::{self, RenderOptions};
 
@@ -40,21 +39,8 @@ pub async fn run(args: RenderArgs, out: Output) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let errors: Vec<_> = p
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        for f in &errors {
-            eprintln!("error[{}] {}: {}", f.code, f.path, f.message);
-            eprintln!("    hint: {}", f.hint);
-        }
-        eprintln!(
-            "error: the stack has {} validation error(s); nothing was rendered (see `rookery plan`)",
-            errors.len()
-        );
-        return ExitCode::from(exit::VALIDATION);
+    if let Err(code) = p.refuse_on_errors("nothing was rendered") {
+        return code;
     }
     let opts = RenderOptions {
         stack_dir: p.stack_dir.clone(),
